@@ -1,0 +1,49 @@
+"""The ``pave`` command: a thin argparse layer over the library.
+
+Each subcommand is one module in :mod:`pave.commands` exposing ``add_parser(subparsers)``, which
+registers the subcommand and sets ``func`` (called with the parsed arguments, returning an exit
+code). Modules are imported only when listed here, so ``pave --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pave import __version__
+
+# Subcommand modules under pave.commands, in the order `pave --help` lists them.
+COMMANDS = ("quickstart",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pave",
+        description="Patch pre-trained video LLMs with side-channel signals (audio, 3D, dense video, multi-view).",
+    )
+    parser.add_argument("--version", action="version", version=f"pave {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"pave.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``pave`` CLI, one module each (see :mod:`pave.cli`)."""
