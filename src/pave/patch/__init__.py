@@ -1,0 +1,10 @@
+"""The PAVE patch: plain torch, no transformers import.
+
+>>> from pave.patch import PatchConfig, PavePatch
+>>> patch = PavePatch(PatchConfig(side_dim=1024, query_dim=1152, output_dim=896))
+"""
+
+from pave.patch.config import PatchConfig
+from pave.patch.patch import PatchAttention, PatchOutput, PavePatch, count_parameters
+
+__all__ = ["PatchConfig", "PavePatch", "PatchOutput", "PatchAttention", "count_parameters"]

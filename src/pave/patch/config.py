@@ -1,0 +1,141 @@
+"""`PatchConfig`: every setting of a PAVE patch, saved as ``patch_config.json`` beside its weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+QUERY_SOURCES = ("vision", "projected", "learnable")
+ROPE_MODES = ("3d", "temporal", "none")
+ALIGNMENTS = ("chunk", "time")
+
+
+@dataclass
+class PatchConfig:
+    """Configuration of a :class:`~pave.patch.PavePatch`.
+
+    Defaults are the paper's (Appendix B.1-B.2): 2 cross-attention layers of width 512 with 4
+    heads, 1024-d side tokens, queries from the 1152-d SigLIP features before the projector.
+
+    Args:
+        side_dim: channels C_s of the side-channel tokens.
+        query_dim: channels C_q of the query features. For ``query_source="vision"`` the vision
+            tower's width (1152 for SigLIP so400m); for ``"projected"`` the LLM width.
+        output_dim: channels C_v of the visual tokens the patch updates (the LLM hidden size).
+        hidden_dim: width d of the cross-attention layers.
+        num_layers: number of cross-attention + feed-forward layers L.
+        num_heads: attention heads; ``hidden_dim / num_heads`` must be even (rotary pairs).
+        ffn_dim: inner width of each layer's bias-free feed-forward.
+        output_mlp_dim: inner width of the output MLP d -> C_v.
+        query_source: ``"vision"`` (vision-tower features pooled to the visual-token grid),
+            ``"projected"`` (the visual tokens themselves) or ``"learnable"`` (one learned query
+            per grid cell, shared by all frames: the paper's ablation).
+        query_grid: (h, w) of the visual-token grid; required for learnable queries.
+        rope: rotary embedding on queries and keys: ``"3d"`` (time, height, width) for side
+            tokens with a spatial grid, ``"temporal"`` for purely temporal ones such as audio,
+            ``"none"`` to disable it.
+        rope_theta: rotary base.
+        alignment: ``"chunk"`` splits the side frames into T contiguous chunks in order (the
+            authors' rule); ``"time"`` assigns each side frame to the key frame nearest in time,
+            which needs frame and side timestamps.
+        time_window: with ``alignment="time"``, if set, key frame i instead attends to every
+            side frame within ``time_window / 2`` seconds of it (windows may overlap).
+        value_from_key: project values with the key projection, as the authors' released
+            checkpoints do; only for converted checkpoints.
+        dropout: attention and feed-forward dropout.
+        layer_norm_eps: epsilon of every LayerNorm.
+        side_channel: name of the side channel the patch was trained on (``"audio"``, ...).
+        side_grid: (s_h, s_w) of the side tokens it was trained on, for validation.
+        side_encoder: name of the side-channel encoder that produced its training features.
+        base_model: id or path of the base model it was trained on.
+        visual_grid: (h, w) of the visual-token grid it was trained on.
+        pave_version: version of ``pave`` that wrote the config.
+    """
+
+    side_dim: int = 1024
+    query_dim: int = 1152
+    output_dim: int = 896
+    hidden_dim: int = 512
+    num_layers: int = 2
+    num_heads: int = 4
+    ffn_dim: int = 1024
+    output_mlp_dim: int = 1024
+    query_source: str = "vision"
+    query_grid: tuple[int, int] | None = None
+    rope: str = "3d"
+    rope_theta: float = 10000.0
+    alignment: str = "chunk"
+    time_window: float | None = None
+    value_from_key: bool = False
+    dropout: float = 0.0
+    layer_norm_eps: float = 1e-5
+    side_channel: str | None = None
+    side_grid: tuple[int, int] | None = None
+    side_encoder: str | None = None
+    base_model: str | None = None
+    visual_grid: tuple[int, int] | None = None
+    pave_version: str = field(default_factory=lambda: _version())
+
+    def __post_init__(self) -> None:
+        for name in ("query_grid", "side_grid", "visual_grid"):
+            value = getattr(self, name)
+            if value is not None:
+                if len(value) != 2 or any(int(v) <= 0 for v in value):
+                    raise ValueError(f"PatchConfig.{name} must be two positive integers (h, w), got {value!r}")
+                setattr(self, name, (int(value[0]), int(value[1])))
+        for name, choices in (("query_source", QUERY_SOURCES), ("rope", ROPE_MODES), ("alignment", ALIGNMENTS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"PatchConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"PatchConfig.hidden_dim ({self.hidden_dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if self.rope != "none" and self.head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head dimension, got {self.head_dim}")
+        if self.rope == "3d" and self.head_dim < 6:
+            raise ValueError(f"3D rotary embeddings need a head dimension of at least 6, got {self.head_dim}")
+        if self.query_source == "learnable" and self.query_grid is None:
+            raise ValueError("PatchConfig.query_grid (h, w) is required when query_source='learnable'")
+        if self.time_window is not None and (self.alignment != "time" or self.time_window <= 0):
+            raise ValueError("PatchConfig.time_window must be positive and needs alignment='time'")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_dim // self.num_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "PatchConfig") -> PatchConfig:
+        """Build a config from a dict, refusing unknown keys (``source`` names where it came from)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown patch config key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> PatchConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no patch config here") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+
+def _version() -> str:
+    from pave import __version__
+
+    return __version__

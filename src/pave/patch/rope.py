@@ -1,0 +1,68 @@
+"""Rotary position embeddings over one or several axes (time; or time, height, width).
+
+The head dimension is split into sections, one per axis; each section rotates its pairs of
+channels by angles proportional to the token's position on that axis. Positions are floats, so
+queries and keys on different grids can share one coordinate system (see :func:`grid_positions`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def rope_sections(head_dim: int, mode: str) -> tuple[int, ...]:
+    """Number of channel pairs per axis: all on time for ``"temporal"``; for ``"3d"`` a quarter on
+    time and three eighths on each spatial axis (spatial axes carry more distinct positions)."""
+    pairs = head_dim // 2
+    if mode == "temporal":
+        return (pairs,)
+    if mode == "3d":
+        spatial = max(1, (3 * pairs) // 8)
+        return (pairs - 2 * spatial, spatial, spatial)
+    raise ValueError(f"no rotary sections for mode {mode!r}")
+
+
+class RotaryEmbedding(nn.Module):
+    """Multi-axis rotary embedding.
+
+    Args:
+        head_dim: channels per head (even).
+        sections: channel pairs per axis, summing to ``head_dim // 2``.
+        theta: rotary base.
+    """
+
+    def __init__(self, head_dim: int, sections: tuple[int, ...], theta: float = 10000.0) -> None:
+        super().__init__()
+        if sum(sections) * 2 != head_dim:
+            raise ValueError(f"rotary sections {sections} do not cover head_dim {head_dim}")
+        self.sections = tuple(sections)
+        inv_freq = torch.cat([1.0 / theta ** (torch.arange(s, dtype=torch.float64) / s) for s in sections])
+        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
+
+    @property
+    def num_axes(self) -> int:
+        return len(self.sections)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` (..., N, head_dim) by ``positions`` (..., N, num_axes).
+
+        ``positions`` broadcasts against ``x`` without its last dimension (e.g. shared by heads).
+        """
+        # One position per channel pair: the axis owning that pair.
+        axis_of_pair = torch.repeat_interleave(
+            torch.arange(self.num_axes, device=x.device), torch.tensor(self.sections, device=x.device)
+        )
+        angles = positions.float()[..., axis_of_pair] * self.inv_freq  # (..., N, head_dim / 2)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def grid_positions(rows: int, cols: int, common_rows: int, common_cols: int, device=None) -> torch.Tensor:
+    """(rows * cols, 2) positions of the cell centres of a rows x cols grid, in units of a
+    ``common_rows x common_cols`` grid covering the same image: a 14x14 query grid and a 2x2
+    key grid then agree on where the top-left quarter of the frame is."""
+    y = (torch.arange(rows, device=device, dtype=torch.float32) + 0.5) * (common_rows / rows)
+    x = (torch.arange(cols, device=device, dtype=torch.float32) + 0.5) * (common_cols / cols)
+    return torch.stack(torch.meshgrid(y, x, indexing="ij"), dim=-1).reshape(rows * cols, 2)
