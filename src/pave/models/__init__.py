@@ -1,0 +1,1 @@
+"""Base video-LLM integration: patched models over transformers, tiny models for tests."""
