@@ -1,0 +1,44 @@
+import torch
+
+from pave.patch.rope import RotaryEmbedding, grid_positions, rope_sections
+
+
+def test_score_depends_only_on_relative_offset():
+    torch.manual_seed(0)
+    rope = RotaryEmbedding(12, rope_sections(12, "3d"))
+    q, k = torch.randn(12), torch.randn(12)
+
+    def score(p_q, p_k):
+        rq = rope(q[None], torch.tensor([p_q], dtype=torch.float32))
+        rk = rope(k[None], torch.tensor([p_k], dtype=torch.float32))
+        return (rq * rk).sum()
+
+    a = score([3.0, 1.5, 2.0], [1.0, 0.5, 4.0])
+    b = score([13.0, 11.5, 7.0], [11.0, 10.5, 9.0])  # same offsets, shifted
+    c = score([3.0, 1.5, 2.0], [2.0, 0.5, 4.0])  # different temporal offset
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_rotation_preserves_norm_and_is_identity_at_origin():
+    rope = RotaryEmbedding(8, rope_sections(8, "temporal"))
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(rope(x, torch.zeros(5, 1)), x)
+    torch.testing.assert_close(rope(x, torch.rand(5, 1) * 50).norm(dim=-1), x.norm(dim=-1))
+
+
+def test_sections_cover_head_dim():
+    for head_dim in (6, 8, 64, 128):
+        assert sum(rope_sections(head_dim, "3d")) * 2 == head_dim
+        assert min(rope_sections(head_dim, "3d")) >= 1
+    assert rope_sections(128, "3d") == (16, 24, 24)
+
+
+def test_grids_share_coordinates():
+    fine = grid_positions(14, 14, 14, 14)
+    coarse = grid_positions(2, 2, 14, 14)
+    assert coarse.tolist() == [[3.5, 3.5], [3.5, 10.5], [10.5, 3.5], [10.5, 10.5]]
+    # The fine cells nearest the coarse top-left cell centre are the central cells of that quarter.
+    assert fine.view(14, 14, 2)[3, 3].tolist() == [3.5, 3.5]
+    # Non-square grids keep their own aspect.
+    assert grid_positions(1, 3, 2, 6).tolist() == [[1.0, 1.0], [1.0, 3.0], [1.0, 5.0]]
