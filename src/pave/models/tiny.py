@@ -111,6 +111,9 @@ def tiny_config(tokenizer, sizes: TinySizes | None = None):
         num_attention_heads=sizes.text_heads,
         num_key_value_heads=sizes.text_kv_heads,
         max_position_embeddings=4096,
+        # Wider than the usual 0.02 so that a random tiny model's logits are not all near zero and
+        # LoRA alone can move them (real checkpoints have learned embeddings of a useful scale).
+        initializer_range=0.1,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -1,0 +1,413 @@
+"""`PatchedModel`: a frozen base video LLM, LoRA from peft, and any number of named patches.
+
+Data flow of one step (B samples, T key frames, (h, w) token grid, C_v LLM width)::
+
+    pixel_values_videos (B, T, 3, S, S) --frozen vision tower--> VisualTokens (B, T, h, w, C_v)
+    side inputs {name: SideInputs}  --each active patch-->  delta (B, T, h, w, C_v)
+    tokens + sum(deltas) --mm_encoder_outputs--> LLM (+ LoRA) --> logits / loss / generated ids
+
+A saved patch directory holds ``patch_config.json`` (kind + :class:`PatchConfig`),
+``patch.safetensors`` and, when LoRA was trained with it, peft's ``adapter_config.json`` and
+``adapter_model.safetensors``. Saved tensor names carry no patch name, so patches load under any
+name and stack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pave import __version__
+from pave.models import llava_onevision as family
+from pave.models.llava_onevision import VisualTokens
+from pave.patch import PatchAttention, PatchConfig, PavePatch
+
+logger = logging.getLogger(__name__)
+
+PATCH_CONFIG_NAME = "patch_config.json"
+PATCH_WEIGHTS_NAME = "patch.safetensors"
+LORA_CONFIG_NAME = "adapter_config.json"
+LORA_WEIGHTS_NAME = "adapter_model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+# Patch kinds: name -> (config class, module class). Alternatives register here.
+PATCH_KINDS: dict[str, tuple[type, type[nn.Module]]] = {"pave": (PatchConfig, PavePatch)}
+
+
+@dataclass
+class SideInputs:
+    """One side channel for a batch.
+
+    Attributes:
+        tokens: (B, T_s, s_h, s_w, C_s), right-padded along T_s.
+        mask: (B, T_s) True for real side frames; None when no sample is padded.
+        times: (B, T_s) side-frame timestamps in seconds (for time alignment).
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor | None = None
+    times: torch.Tensor | None = None
+
+    def to(self, device) -> SideInputs:
+        return SideInputs(*(None if t is None else t.to(device) for t in (self.tokens, self.mask, self.times)))
+
+
+class PatchedModel(nn.Module):
+    """A base LLaVA-OneVision with patches and optional LoRA; base weights stay frozen.
+
+    Args:
+        base: a ``LlavaOnevisionForConditionalGeneration``.
+        base_name: the model id or path it was loaded from (recorded in saved patches).
+    """
+
+    def __init__(self, base: nn.Module, base_name: str | None = None) -> None:
+        super().__init__()
+        base.requires_grad_(False)
+        self.base = base
+        self.base_name = base_name or getattr(base.config, "_name_or_path", None) or None
+        self.patches = nn.ModuleDict()
+        self._inactive: set[str] = set()
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_base(cls, model_id_or_path: str, dtype: torch.dtype | str | None = None, **kwargs) -> PatchedModel:
+        """Load a base model (a local folder or a model id) from safetensors weights only."""
+        from transformers import LlavaOnevisionForConditionalGeneration
+
+        base = LlavaOnevisionForConditionalGeneration.from_pretrained(
+            model_id_or_path, dtype=dtype, use_safetensors=True, **kwargs
+        )
+        return cls(base, base_name=str(model_id_or_path)).eval()
+
+    @property
+    def llava(self) -> nn.Module:
+        """The underlying transformers model, whether or not LoRA wraps it."""
+        return self.base.get_base_model() if self.has_lora else self.base
+
+    @property
+    def config(self):
+        return self.llava.config
+
+    @property
+    def has_lora(self) -> bool:
+        from peft import PeftModel
+
+        return isinstance(self.base, PeftModel)
+
+    def add_lora(self, r: int = 64, alpha: int = 16, dropout: float = 0.05, target_modules=None) -> None:
+        """Add a trainable LoRA adapter to the LLM's attention and MLP projections (paper: r=64, alpha=16)."""
+        from peft import LoraConfig, get_peft_model
+
+        if self.has_lora:
+            raise ValueError("this model already has a LoRA adapter")
+        lora = LoraConfig(
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            target_modules=target_modules or family.LORA_TARGET_MODULES,
+        )
+        self.base = get_peft_model(self.base, lora)
+
+    def patch_config(self, side_dim: int, side_channel: str | None = None, side_grid=(1, 1), **overrides) -> PatchConfig:
+        """A :class:`PatchConfig` sized for this base: query and output widths, token grid, and
+        temporal RoPE for side tokens without a spatial grid (such as audio)."""
+        query_source = overrides.get("query_source", "vision")
+        defaults = dict(
+            side_dim=side_dim,
+            query_dim=family.query_dim(self.config, query_source),
+            output_dim=self.config.text_config.hidden_size,
+            rope="temporal" if tuple(side_grid) == (1, 1) else "3d",
+            side_channel=side_channel,
+            side_grid=tuple(side_grid),
+            base_model=self.base_name,
+            visual_grid=family.visual_grid(self.config),
+        )
+        if query_source == "learnable":
+            defaults["query_grid"] = defaults["visual_grid"]
+        defaults.update(overrides)
+        return PatchConfig(**defaults)
+
+    def add_patch(self, name: str, patch: PatchConfig | nn.Module, trainable: bool = True) -> nn.Module:
+        """Add a patch (a config builds a new, zero-output one) under ``name``."""
+        if name in self.patches:
+            raise ValueError(f"a patch named {name!r} already exists")
+        module = PavePatch(patch) if isinstance(patch, PatchConfig) else patch
+        self.check_compatible(module.config, source=name)
+        module.to(next(self.llava.parameters()).device)
+        module.requires_grad_(trainable)
+        self.patches[name] = module
+        return module
+
+    def delete_patch(self, name: str) -> None:
+        self._require(name)
+        del self.patches[name]
+        self._inactive.discard(name)
+
+    def set_active_patches(self, names: Iterable[str]) -> None:
+        """Only these patches contribute from now on."""
+        names = set(names)
+        for name in names:
+            self._require(name)
+        self._inactive = set(self.patches) - names
+
+    @property
+    def active_patches(self) -> list[str]:
+        return [n for n in self.patches if n not in self._inactive]
+
+    @contextmanager
+    def disable_patches(self) -> Iterator[None]:
+        """Run the base model (with LoRA, if any) without any patch."""
+        saved = self._inactive
+        self._inactive = set(self.patches)
+        try:
+            yield
+        finally:
+            self._inactive = saved
+
+    def check_compatible(self, config: PatchConfig, source: str) -> None:
+        """Refuse a patch built for another base: widths and token grid must match."""
+        expected = {
+            "output_dim (LLM hidden size)": self.config.text_config.hidden_size,
+            "visual_grid": family.visual_grid(self.config),
+        }
+        if config.query_source != "learnable":
+            expected["query_dim"] = family.query_dim(self.config, config.query_source)
+        actual = {
+            "output_dim (LLM hidden size)": config.output_dim,
+            "visual_grid": config.visual_grid or family.visual_grid(self.config),
+            "query_dim": config.query_dim,
+        }
+        for key, value in expected.items():
+            if actual[key] != value:
+                raise ValueError(
+                    f"{source}: patch has {key}={actual[key]} but the base model "
+                    f"{self.base_name or ''} needs {value}; was it trained for another base "
+                    f"({config.base_model})?"
+                )
+        if config.base_model and self.base_name and Path(config.base_model).name != Path(self.base_name).name:
+            logger.warning("%s: patch was trained on %s, loading it on %s", source, config.base_model, self.base_name)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # ----------------------------------------------------------------- computation
+    def encode_video(self, pixel_values_videos: torch.Tensor, frame_times: torch.Tensor | None = None) -> VisualTokens:
+        """(B, T, 3, S, S) frames -> the frozen base's visual tokens (no gradient)."""
+        visual = family.encode_video(self.llava, pixel_values_videos)
+        visual.frame_times = frame_times
+        return visual
+
+    def patched_tokens(
+        self,
+        visual: VisualTokens,
+        side: dict[str, SideInputs] | None = None,
+        return_attention: bool = False,
+    ) -> tuple[torch.Tensor, dict[str, PatchAttention]]:
+        """Visual tokens (B, T, h, w, C_v) plus the delta of every active patch.
+
+        Each patch reads the side channel named by its config (``side_channel``), or its own
+        name when that is unset.
+        """
+        side = side or {}
+        tokens, attentions = visual.tokens, {}
+        for name in self.active_patches:
+            patch = self.patches[name]
+            key = patch.config.side_channel or name
+            if key not in side:
+                raise ValueError(f"patch {name!r} needs side channel {key!r}; given: {sorted(side) or 'none'}")
+            s = side[key]
+            out = patch(
+                visual.tokens,
+                s.tokens,
+                query_features=visual.query_features,
+                side_mask=s.mask,
+                frame_times=visual.frame_times,
+                side_times=s.times,
+                return_attention=return_attention,
+            )
+            tokens = tokens + out.delta
+            if return_attention:
+                attentions[name] = out.attention
+        return tokens, attentions
+
+    def _multimodal_inputs(self, pixel_values_videos, visual, side) -> dict:
+        if visual is None:
+            if pixel_values_videos is None:
+                raise ValueError("pass pixel_values_videos or precomputed visual tokens")
+            visual = self.encode_video(pixel_values_videos)
+        tokens, _ = self.patched_tokens(visual, side)
+        return family.video_encoder_outputs(self.llava, tokens.to(self.llava.dtype))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        visual: VisualTokens | None = None,
+        side: dict[str, SideInputs] | None = None,
+        **kwargs,
+    ):
+        """Logits (and the loss when ``labels`` are given) of the patched model.
+
+        ``input_ids`` (B, N) must hold the video placeholders (see
+        :class:`~pave.models.processor.VideoChatProcessor`); frames come either as
+        ``pixel_values_videos`` or as cached ``visual`` tokens.
+        """
+        return self.base(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            mm_encoder_outputs=self._multimodal_inputs(pixel_values_videos, visual, side),
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        visual: VisualTokens | None = None,
+        side: dict[str, SideInputs] | None = None,
+        **generate_kwargs,
+    ) -> torch.Tensor:
+        """Generated token ids (B, new tokens); prompts must be left-padded for batches."""
+        mm = self._multimodal_inputs(pixel_values_videos, visual, side)
+        out = self.base.generate(
+            input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=mm, **generate_kwargs
+        )
+        return out[:, input_ids.shape[1] :]
+
+    # ----------------------------------------------------------------- files
+    def save_pretrained(self, directory: str | Path, patch: str | None = None, is_main_process: bool = True) -> Path:
+        """Save one patch (default: the only trainable one, else the only one) and the LoRA adapter."""
+        directory = Path(directory)
+        name = patch or self._patch_to_save()
+        module = self._require(name)
+        if not is_main_process:
+            return directory
+        directory.mkdir(parents=True, exist_ok=True)
+        config = module.config
+        if config.base_model is None:
+            config.base_model = self.base_name
+        record = {"kind": _kind_of(module), "name": name, "pave_version": __version__, "config": config.to_dict()}
+        (directory / PATCH_CONFIG_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+        save_file(state, directory / PATCH_WEIGHTS_NAME, metadata={"format": "pt", "kind": record["kind"]})
+        if self.has_lora:
+            self.base.save_pretrained(directory, safe_serialization=True)
+        return directory
+
+    def load_patch(self, directory: str | Path, name: str | None = None, trainable: bool = False) -> nn.Module:
+        """Load a saved patch (weights strictly, from safetensors only) under ``name``."""
+        config, module_cls, saved_name = read_patch_config(directory)
+        self.check_compatible(config, source=str(directory))
+        module = module_cls(config)
+        weights = Path(directory) / PATCH_WEIGHTS_NAME
+        try:
+            module.load_state_dict(_load_safetensors(weights), strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{weights}: weights do not match {PATCH_CONFIG_NAME}: {err}") from None
+        return self.add_patch(name or saved_name, module, trainable=trainable)
+
+    def load_lora(self, directory: str | Path, trainable: bool = False) -> None:
+        """Load a LoRA adapter saved by peft (safetensors only)."""
+        from peft import PeftModel
+
+        if self.has_lora:
+            raise ValueError("this model already has a LoRA adapter")
+        _load_safetensors(Path(directory) / LORA_WEIGHTS_NAME, check_only=True)
+        self.base = PeftModel.from_pretrained(self.base, str(directory), is_trainable=trainable)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        patch_dirs: str | Path | Iterable[str | Path],
+        base: str | PatchedModel | None = None,
+        trainable: bool = False,
+        **base_kwargs,
+    ) -> PatchedModel:
+        """Load one or more saved patches onto a base (default: the base recorded in the first patch).
+
+        Patches stack: each adds its delta. LoRA comes from the last directory that has one (in
+        stage-wise training that adapter was trained with all earlier patches present).
+        """
+        dirs = [Path(patch_dirs)] if isinstance(patch_dirs, (str, Path)) else [Path(d) for d in patch_dirs]
+        if not dirs:
+            raise ValueError("no patch directory given")
+        if base is None:
+            base = read_patch_config(dirs[0])[0].base_model
+            if base is None:
+                raise ValueError(f"{dirs[0]}: the patch records no base model; pass base=...")
+        model = cls.from_base(base, **base_kwargs) if isinstance(base, (str, Path)) else base
+        for directory in dirs:
+            config, _, saved_name = read_patch_config(directory)
+            name = saved_name if saved_name not in model.patches else f"{saved_name}_{len(model.patches)}"
+            model.load_patch(directory, name=name, trainable=trainable)
+        lora_dirs = [d for d in dirs if (d / LORA_CONFIG_NAME).exists()]
+        if len(lora_dirs) > 1:
+            logger.warning("several patch directories hold a LoRA adapter; using the one in %s", lora_dirs[-1])
+        if lora_dirs:
+            model.load_lora(lora_dirs[-1], trainable=trainable)
+        return model.eval()
+
+    # ----------------------------------------------------------------- helpers
+    def _require(self, name: str) -> nn.Module:
+        if name not in self.patches:
+            raise KeyError(f"no patch named {name!r}; patches: {list(self.patches) or 'none'}")
+        return self.patches[name]
+
+    def _patch_to_save(self) -> str:
+        trainable = [n for n, m in self.patches.items() if any(p.requires_grad for p in m.parameters())]
+        candidates = trainable or list(self.patches)
+        if len(candidates) != 1:
+            raise ValueError(f"name the patch to save: patch=one of {list(self.patches) or 'none (add one first)'}")
+        return candidates[0]
+
+
+def read_patch_config(directory: str | Path) -> tuple[PatchConfig, type[nn.Module], str]:
+    """(config, module class, saved name) of a patch directory."""
+    path = Path(directory) / PATCH_CONFIG_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{directory}: not a patch directory (no {PATCH_CONFIG_NAME})")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    for key in ("kind", "config"):
+        if key not in record:
+            raise ValueError(f"{path}: missing field {key!r}")
+    if record["kind"] not in PATCH_KINDS:
+        raise ValueError(f"{path}: unknown patch kind {record['kind']!r}; known: {sorted(PATCH_KINDS)}")
+    config_cls, module_cls = PATCH_KINDS[record["kind"]]
+    config = config_cls.from_dict(record["config"], source=str(path))
+    return config, module_cls, record.get("name", Path(directory).name)
+
+
+def _kind_of(module: nn.Module) -> str:
+    for kind, (_, module_cls) in PATCH_KINDS.items():
+        if type(module) is module_cls:
+            return kind
+    raise ValueError(f"{type(module).__name__} is not a registered patch kind")
+
+
+def _load_safetensors(path: Path, check_only: bool = False) -> dict[str, torch.Tensor] | None:
+    """Load a safetensors file, refusing pickle-based checkpoints next to it."""
+    if not path.exists():
+        pickled = [p.name for p in path.parent.glob(f"{path.stem}*") if p.suffix in PICKLE_SUFFIXES]
+        if pickled:
+            raise ValueError(
+                f"{path.parent}: found {pickled} but no {path.name}; pickle checkpoints are refused "
+                "(they can run code when loaded). Convert them to safetensors."
+            )
+        raise FileNotFoundError(f"{path}: missing")
+    return None if check_only else load_file(path)

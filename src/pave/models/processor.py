@@ -1,0 +1,111 @@
+"""Prompts, answers and frames -> model inputs for a LLaVA-OneVision base.
+
+The tokenizer's own chat template renders the conversation; its single ``<video>`` placeholder is
+expanded to the number of visual tokens the model will scatter there (as transformers' processor
+does), and labels mask everything but the answer so only answer tokens count in the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from pave.models.llava_onevision import num_video_tokens
+from pave.models.preprocess import VideoPreprocessor
+
+IGNORE_INDEX = -100
+
+
+class VideoChatProcessor:
+    """Builds ``input_ids``, ``attention_mask``, ``labels`` and ``pixel_values_videos``.
+
+    Args:
+        tokenizer: the base model's tokenizer (with a chat template).
+        config: the base model's ``LlavaOnevisionConfig``.
+        preprocessor: frame preprocessing; defaults to the vision tower's input size.
+        system_prompt: optional system message put before every question.
+    """
+
+    def __init__(self, tokenizer, config, preprocessor: VideoPreprocessor | None = None, system_prompt: str | None = None):
+        self.tokenizer = tokenizer
+        self.config = config
+        self.preprocessor = preprocessor or VideoPreprocessor(size=config.vision_config.image_size)
+        self.system_prompt = system_prompt
+        self.video_token = tokenizer.convert_ids_to_tokens(config.video_token_id)
+
+    def prompt_ids(self, question: str, frames: int) -> list[int]:
+        """Token ids of the conversation up to the assistant's turn, video placeholder expanded."""
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]})
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if text.count(self.video_token) != 1:
+            raise ValueError(f"the chat template must render exactly one {self.video_token} placeholder")
+        before, after = text.split(self.video_token)
+        encode = self._encode
+        return encode(before) + [self.config.video_token_id] * num_video_tokens(self.config, frames) + encode(after)
+
+    def answer_ids(self, answer: str) -> list[int]:
+        """Token ids of an answer followed by the end-of-turn token."""
+        return self._encode(answer) + [self.tokenizer.eos_token_id]
+
+    def __call__(
+        self,
+        questions: Sequence[str],
+        answers: Sequence[str] | None = None,
+        frames: torch.Tensor | Sequence | None = None,
+        num_frames: int | None = None,
+        padding_side: str = "right",
+    ) -> dict[str, torch.Tensor]:
+        """Batch of questions (and answers for training).
+
+        Args:
+            questions: B question texts.
+            answers: B answers; when given, ``labels`` are returned and answers appended.
+            frames: B uint8 frame arrays (T, H, W, 3), stacked to ``pixel_values_videos``
+                (B, T, 3, S, S). Omit when the visual tokens are cached; then pass ``num_frames``.
+            padding_side: ``"right"`` for training, ``"left"`` for batched generation.
+        """
+        if frames is not None:
+            pixel_values = torch.stack([self.preprocessor(f) for f in frames])
+            num_frames = pixel_values.shape[1]
+        elif num_frames is None:
+            raise ValueError("pass frames or num_frames")
+        if answers is not None and len(answers) != len(questions):
+            raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
+        sequences, label_sequences = [], []
+        for i, question in enumerate(questions):
+            ids = self.prompt_ids(question, num_frames)
+            labels = [IGNORE_INDEX] * len(ids)
+            if answers is not None:
+                answer = self.answer_ids(answers[i])
+                ids, labels = ids + answer, labels + answer
+            sequences.append(ids)
+            label_sequences.append(labels)
+        batch = self._pad(sequences, label_sequences if answers is not None else None, padding_side)
+        if frames is not None:
+            batch["pixel_values_videos"] = pixel_values
+        return batch
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _pad(self, sequences, label_sequences, side: str) -> dict[str, torch.Tensor]:
+        width = max(len(s) for s in sequences)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
+        for i, seq in enumerate(sequences):
+            span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+            ids[i, span] = torch.tensor(seq)
+            mask[i, span] = 1
+            if label_sequences is not None:
+                labels[i, span] = torch.tensor(label_sequences[i])
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if label_sequences is not None:
+            batch["labels"] = labels
+        return batch
