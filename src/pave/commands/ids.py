@@ -1,0 +1,41 @@
+"""``pave ids``: print the sample ids a benchmark loader assigns, one per line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.data.datasets import TASKS
+
+    parser = subparsers.add_parser(
+        "ids",
+        help="print the sample ids a benchmark's annotation files get (the ids predictions must use)",
+    )
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument(
+        "--annotations",
+        required=True,
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="the benchmark's annotation file(s)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pave.data.datasets import AnnotationError, load_samples
+
+    try:
+        samples = load_samples(args.task, args.annotations)
+    except (AnnotationError, OSError) as exc:
+        logger.error("%s", exc)
+        return 1
+    sys.stdout.write("".join(f"{sample.id}\n" for sample in samples))
+    return 0

@@ -1,0 +1,66 @@
+"""``pave score``: score a predictions file with a benchmark's own protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.evaluation import SCORABLE_TASKS
+
+    parser = subparsers.add_parser(
+        "score",
+        help="score a predictions JSONL file against a benchmark's annotation files",
+        description=(
+            'Score predictions (one {"id": ..., "prediction": ...} object per line) with the '
+            "benchmark's own protocol and print the metrics as a markdown table."
+        ),
+    )
+    parser.add_argument("--task", required=True, choices=SCORABLE_TASKS)
+    parser.add_argument(
+        "--annotations",
+        required=True,
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="the benchmark's annotation file(s)",
+    )
+    parser.add_argument("--predictions", required=True, type=Path, metavar="PRED.jsonl")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--out", type=Path, metavar="METRICS.json", help="also write the result as JSON here")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pave.data.datasets import AnnotationError, load_samples
+    from pave.evaluation import MissingDependencyError, PredictionsError, read_predictions, score
+
+    try:
+        samples = load_samples(args.task, args.annotations)
+        result = score(args.task, samples, read_predictions(args.predictions))
+    except (AnnotationError, PredictionsError, MissingDependencyError, OSError) as exc:
+        logger.error("%s", exc)
+        return 1
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write((json.dumps(result) if args.json else format_table(result)) + "\n")
+    return 0
+
+
+def format_table(result: dict) -> str:
+    """The metrics of a :func:`pave.evaluation.score` result as a markdown table, counts below."""
+    counts = result["counts"]
+    lines = [f"| {result['task']} | value |", "| --- | ---: |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in result["metrics"].items()]
+    lines.append("")
+    lines.append(
+        f"{counts['scored']} of {counts['samples']} samples scored; {counts['missing']} without a prediction, "
+        f"{counts['without_reference']} without a reference answer; {counts['unknown']} prediction(s) with unknown ids."
+    )
+    return "\n".join(lines)

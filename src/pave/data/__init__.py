@@ -1,0 +1,1 @@
+"""Data: media decoding, benchmark loaders (:mod:`pave.data.datasets`) and synthetic data."""

@@ -1,0 +1,64 @@
+"""Ego-Exo4D demonstrator proficiency estimation: one ego video plus four exo views, four classes.
+
+Files: ``annotations/proficiency_demonstrator_val.json`` (PAVE reports on ``val``; ``_train``
+loads too), an object whose ``annotations`` key holds the list of takes, each with ``take_uid``,
+``scenario_name``, ``video_paths`` (``ego``, ``exo1``...``exo4``: paths relative to the download
+folder) and ``proficiency_score`` (one of :data:`LEVELS`). Other keys are ignored.
+
+Sample id: ``take_uid``. Groups: ``scenario`` (``scenario_name``). ``options`` lists the four
+levels so that free-form answers can be mapped onto one of them.
+
+Media root: the ``egoexo`` download folder. As PAVE does, every view points at the 448-pixel copy
+the ``downscaled_takes/448`` part provides:
+``takes/<take>/frame_aligned_videos/downscaled/448/<camera>.mp4``. The exo views are the
+multi-view side channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from pave.data.datasets.base import Sample, read_records
+
+LEVELS = ("Novice", "Early Expert", "Intermediate Expert", "Late Expert")
+PROMPT = (
+    "The video shows a person performing a skilled activity, filmed from their own viewpoint. "
+    "Rate the demonstrated proficiency as one of: Novice (still learning the basics), "
+    "Early Expert (competent, with visible gaps), Intermediate Expert (consistently skilled), "
+    "Late Expert (masterful and fluent). Answer with the level only."
+)
+
+
+def load(paths: Sequence[Path]) -> list[Sample]:
+    samples = []
+    for path in paths:
+        for record in read_records(path, wrapper="annotations"):
+            label = record.text("proficiency_score")
+            if label not in LEVELS:
+                raise record.error("proficiency_score", f"{label!r} is not one of {', '.join(LEVELS)}")
+            views = record.mapping("video_paths")
+            exo_keys = sorted(k for k in views.data if k.startswith("exo"))
+            if not exo_keys:
+                raise views.error("exo1", "missing: the take has no exo view")
+            samples.append(
+                Sample(
+                    id=record.text("take_uid"),
+                    task="egoexo_proficiency",
+                    source=record.source,
+                    question=PROMPT,
+                    prompt=PROMPT,
+                    answers=(label,),
+                    options=LEVELS,
+                    video=_downscaled(views.text("ego")),
+                    exo_videos=tuple(_downscaled(views.text(k)) for k in exo_keys),
+                    side_channels={"multiview": tuple(_downscaled(views.text(k)) for k in exo_keys)},
+                    groups={"scenario": record.text("scenario_name")},
+                )
+            )
+    return samples
+
+
+def _downscaled(path: str) -> str:
+    original = PurePosixPath(path)
+    return str(original.parent / "downscaled" / "448" / original.name)

@@ -1,0 +1,102 @@
+"""LLaVA-Video-178K open-ended QA: the training data of PAVE's enhanced-video experiments.
+
+Files: ``<bucket>_<source>_v0_1/<bucket>_<source>_oe_v0_1_qa_processed.json`` (PAVE uses the
+buckets ``1_2_m`` and ``2_3_m`` of the ``academic`` and ``youtube`` sources), each a JSON list of
+records in LLaVA's conversation format: ``id`` (the **video** id, repeated across that video's
+records), ``video`` (path relative to the bucket folder), ``data_source`` (the bucket folder
+name) and ``conversations`` (alternating ``{"from": "human"|"gpt", "value"}`` turns, the first
+human turn prefixed with ``<image>\\n``).
+
+Sample id: ``"<id>#<k>"``, the k-th record (from 0, in file order across the files given) of that
+video. The last turn pair becomes ``question``/``answers``; earlier pairs go to ``history``.
+Groups: ``duration``, the bucket (``1_2_m`` ...). A record without ``data_source`` takes the
+name of the folder holding its annotation file.
+
+Media root: the dataset folder holding the bucket folders; ``video`` is
+``<data_source>/<video>``, also the source of the dense-video side channel.
+
+:func:`build_training_subset` makes the paper's training subset from the loaded samples.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from pave.data.datasets.base import Record, Sample, read_records
+
+#: Buckets of videos longer than one minute: the paper trains on these only.
+LONG_BUCKETS = ("1_2_m", "2_3_m")
+_BUCKET = re.compile(r"^(\d+_\d+_[sm])_")
+_IMAGE_TOKEN = re.compile(r"<image>\s*")
+
+
+def load(paths: Sequence[Path]) -> list[Sample]:
+    samples = []
+    seen: Counter[str] = Counter()
+    for path in paths:
+        for record in read_records(path):
+            video_id = record.text("id")
+            data_source = record.text("data_source", path.parent.name)
+            turns = _turns(record)
+            match = _BUCKET.match(data_source)
+            video = f"{data_source}/{record.text('video')}"
+            question, answer = turns[-1]
+            samples.append(
+                Sample(
+                    id=f"{video_id}#{seen[video_id]}",
+                    task="llava_video",
+                    source=record.source,
+                    question=question,
+                    prompt=question,
+                    answers=(answer,),
+                    history=tuple(turns[:-1]),
+                    video=video,
+                    side_channels={"dense_video": (video,)},
+                    groups={"duration": match.group(1)} if match else {},
+                )
+            )
+            seen[video_id] += 1
+    return samples
+
+
+def build_training_subset(
+    samples: Sequence[Sample], per_video: int = 2, seed: int | None = 0, buckets: Sequence[str] = LONG_BUCKETS
+) -> list[Sample]:
+    """The paper's training subset: videos longer than a minute, ``per_video`` QA records each.
+
+    Keeps samples whose duration bucket is in ``buckets``, then for every video draws
+    ``per_video`` of its records with ``random.Random(seed)`` (all of them when it has fewer).
+    ``seed=None`` takes the first ``per_video`` records in file order instead, which is what
+    the authors' released subset script does. The result keeps the input order.
+    """
+    by_video: defaultdict[str, list[int]] = defaultdict(list)
+    for i, sample in enumerate(samples):
+        if sample.groups.get("duration") in buckets:
+            by_video[sample.video].append(i)
+    rng = random.Random(seed)
+    keep: list[int] = []
+    for indices in by_video.values():
+        if seed is None or len(indices) <= per_video:
+            keep.extend(indices[:per_video])
+        else:
+            keep.extend(rng.sample(indices, per_video))
+    return [samples[i] for i in sorted(keep)]
+
+
+def _turns(record: Record) -> list[tuple[str, str]]:
+    """The conversation as (question, answer) pairs, the image token removed."""
+    messages = record.objects("conversations")
+    if len(messages) % 2:
+        raise record.error("conversations", f"expected human/gpt pairs, got {len(messages)} turns")
+    pairs = []
+    for k in range(0, len(messages), 2):
+        human, gpt = messages[k], messages[k + 1]
+        for message, role in ((human, "human"), (gpt, "gpt")):
+            if message.text("from") != role:
+                raise message.error("from", f"expected {role!r}, got {message.text('from')!r}")
+        pairs.append((_IMAGE_TOKEN.sub("", human.text("value"), count=1).strip(), gpt.text("value")))
+    return pairs

@@ -1,0 +1,497 @@
+"""Every benchmark loader on small files in the official layout (invented content, real field names)."""
+
+import json
+
+import pytest
+
+from pave.data.datasets import TASKS, AnnotationError, get_loader, load_samples, missing_media
+from pave.data.datasets.llava_video import build_training_subset
+
+
+def write(path, content):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content), encoding="utf-8")
+    return path
+
+
+def avsd_files(root):
+    dialogs = [
+        {
+            "image_id": "Q7ZK1",
+            "caption": "a person folds a towel .",
+            "summary": "someone tidies up .",
+            "dialog": [
+                {"question": "is anyone talking ?", "answer": "no , there is no speech ."},
+                {"question": "what does he do at the end ?", "answer": "he walks out of the room ."},
+            ],
+        },
+        {"image_id": "ZZ9P0", "dialog": [{"question": "is it dark ?", "answer": "__UNDISCLOSED__"}]},
+    ]
+    return [write(root / "mock_test_set4DSTC10-AVSD_from_DSTC7_singref.json", {"dialogs": dialogs})]
+
+
+def avqa_files(root):
+    records = [
+        {
+            "id": 90001,
+            "video_name": "AbCdEfGhIjK_000030",
+            "video_id": 4242,
+            "question_text": "What is making the ringing sound?",
+            "multi_choice": ["bell", "phone", "alarm clock", "bicycle"],
+            "answer": 1,
+            "question_relation": "Both",
+            "question_type": "Come From",
+        }
+    ]
+    return [write(root / "val_qa.json", records)]
+
+
+def music_avqa_files(root):
+    base = {"question_deleted": 0, "type": '["Visual", "Location"]'}
+    records = [
+        {
+            **base,
+            "video_id": "00001234",
+            "question_id": 777,
+            "question_content": "What is the instrument on the <LR> of <Object>？",
+            "templ_values": '["left", "violin"]',
+            "anser": "piano",
+        },
+        # Repeated question id with another answer, as in the official test file.
+        {
+            **base,
+            "video_id": "sa1234",
+            "question_id": 777,
+            "type": '["Audio-Visual", "Counting"]',
+            "question_content": "How many instruments are sounding?",
+            "templ_values": "[]",
+            "anser": "two",
+        },
+    ]
+    return [write(root / "avqa-test.json", records)]
+
+
+def scanqa_files(root):
+    records = [
+        {
+            "answers": ["brown wooden table", "table"],
+            "object_ids": [7],
+            "object_names": ["table"],
+            "question": "What is placed in front of the blue couch?",
+            "question_id": "val-scene0999-0",
+            "scene_id": "scene0999_00",
+        }
+    ]
+    return [write(root / "ScanQA_v1.0_val.json", records)]
+
+
+def sqa3d_files(root):
+    questions = {
+        "info": {},
+        "questions": [
+            {
+                "alternative_situation": ["I face the desk."],
+                "question": "Which side is the window on?",
+                "question_id": 220602099001,
+                "scene_id": "scene0999_00",
+                "situation": "I am sitting on the bed facing the desk.",
+            },
+            {
+                "alternative_situation": [],
+                "question": "Could I reach the lamp?",
+                "question_id": 220602099002,
+                "scene_id": "scene0999_00",
+                "situation": "I stand by the door.",
+            },
+        ],
+    }
+    annotations = {
+        "annotations": [
+            {
+                "question_id": qid,
+                "scene_id": "scene0999_00",
+                "answers": [{"answer": answer, "answer_confidence": "yes", "answer_id": 1}],
+                "answer_type": "other",
+                "question_type": "N/A",
+                "position": {"x": 0.1, "y": 0.2, "z": 0.0},
+                "rotation": {"_w": 1.0, "_x": 0.0, "_y": 0.0, "_z": 0.0},
+            }
+            for qid, answer in ((220602099001, "left"), (220602099002, "rarely seen answer"))
+        ]
+    }
+    vocabulary = [{"left": 0, "yes": 1}, {"0": "left", "1": "yes"}]
+    return [
+        write(root / "v1_balanced_questions_test_scannetv2.json", questions),
+        write(root / "v1_balanced_sqa_annotations_test_scannetv2.json", annotations),
+        write(root / "answer_dict.json", vocabulary),
+    ]
+
+
+def egoexo_proficiency_files(root):
+    take = "takes/sample_basketball_01_2/frame_aligned_videos"
+    annotations = [
+        {
+            "task_id": 9001,
+            "task_name": "Sample Drill",
+            "scenario_name": "Basketball",
+            "university_id": "ego4d-sample",
+            "origin_participant_id": "42",
+            "take_uid": "00000000-1111-2222-3333-444444444444",
+            "video_paths": {
+                "ego": f"{take}/aria01_214-1.mp4",
+                **{f"exo{i}": f"{take}/cam0{i}.mp4" for i in range(1, 5)},
+            },
+            "proficiency_score": "Intermediate Expert",
+        }
+    ]
+    return [write(root / "annotations/proficiency_demonstrator_val.json", {"annotations": annotations})]
+
+
+def llava_video_files(root):
+    def record(video_id, k):
+        return {
+            "id": video_id,
+            "data_source": "1_2_m_academic_v0_1",
+            "video": f"academic_source/activitynet/{video_id}.mp4",
+            "conversations": [
+                {"from": "human", "value": f"<image>\nWhat happens in part {k}?"},
+                {"from": "gpt", "value": f"Part {k} shows a parade."},
+            ],
+        }
+
+    folder = root / "1_2_m_academic_v0_1"
+    return [write(folder / "1_2_m_academic_oe_v0_1_qa_processed.json", [record("v_A", 0), record("v_A", 1)])]
+
+
+def videomme_files(root):
+    rows = [
+        {
+            "video_id": "001",
+            "duration": "short",
+            "domain": "Knowledge",
+            "sub_category": "Astronomy",
+            "url": "https://www.youtube.com/watch?v=XXXXXXXXXXX",
+            "videoID": "XXXXXXXXXXX",
+            "question_id": "001-1",
+            "task_type": "Counting Problem",
+            "question": "How many planets are shown?",
+            "options": ["A. Two.", "B. Three.", "C. Four.", "D. Five."],
+            "answer": "C",
+        }
+    ]
+    return [write(root / "videomme/test.json", rows)]
+
+
+def mvbench_files(root):
+    records = [
+        {
+            "video": "AB12C.mp4",
+            "question": "What happened after the person took the cup?",
+            "candidates": ["Put down the cup.", "Opened the door.", "Sat on the bed."],
+            "answer": "Opened the door.",
+            "start": 3.4,
+            "end": 12.9,
+        }
+    ]
+    other = [{"video": "p.mp4", "question": "Is it left?", "candidates": ["yes", "no"], "answer": "no"}]
+    return [
+        write(root / "json/action_sequence.json", records),
+        write(root / "json/object_shuffle.json", other),
+    ]
+
+
+def mlvu_files(root):
+    records = [
+        {
+            "video": "movie101_999.mp4",
+            "duration": 300,
+            "question": "What colour is the car the hero drives?",
+            "candidates": ["Red", "Blue", "Black", "White"],
+            "answer": "Blue",
+            "question_type": "plotQA",
+        }
+    ]
+    return [write(root / "data/1_plotQA.json", records)]
+
+
+FIXTURES = {name: globals()[f"{name}_files"] for name in TASKS}
+
+
+# (task, expected ids, expected fields of the first sample)
+EXPECTED = [
+    (
+        "avsd",
+        ["Q7ZK1", "ZZ9P0"],
+        {
+            "question": "what does he do at the end ?",
+            "answers": ("he walks out of the room .",),
+            "history": (("is anyone talking ?", "no , there is no speech ."),),
+            "video": "Q7ZK1.mp4",
+            "side_channels": {"audio": ("Q7ZK1.mp4",)},
+        },
+    ),
+    (
+        "avqa",
+        ["90001"],
+        {
+            "answer_letter": "B",
+            "answers": ("phone",),
+            "video": "AbCdEfGhIjK_000030.mp4",
+            "groups": {"question_type": "Come From", "question_relation": "Both"},
+        },
+    ),
+    (
+        "music_avqa",
+        ["777@0", "777@1"],
+        {
+            "question": "What is the instrument on the left of violin？",
+            "answers": ("piano",),
+            "video": "MUSIC-AVQA-videos-Real/00001234.mp4",
+            "groups": {"modality": "Visual", "type": "Visual/Location"},
+        },
+    ),
+    (
+        "scanqa",
+        ["val-scene0999-0"],
+        {"answers": ("brown wooden table", "table"), "scene_id": "scene0999_00", "video": None},
+    ),
+    (
+        "sqa3d",
+        ["220602099001", "220602099002"],
+        {
+            "prompt": "I am sitting on the bed facing the desk. Which side is the window on?",
+            "answers": ("left",),
+            "groups": {"type": "Which"},
+        },
+    ),
+    (
+        "egoexo_proficiency",
+        ["00000000-1111-2222-3333-444444444444"],
+        {
+            "answers": ("Intermediate Expert",),
+            "video": "takes/sample_basketball_01_2/frame_aligned_videos/downscaled/448/aria01_214-1.mp4",
+            "groups": {"scenario": "Basketball"},
+        },
+    ),
+    (
+        "llava_video",
+        ["v_A#0", "v_A#1"],
+        {
+            "question": "What happens in part 0?",
+            "answers": ("Part 0 shows a parade.",),
+            "video": "1_2_m_academic_v0_1/academic_source/activitynet/v_A.mp4",
+            "groups": {"duration": "1_2_m"},
+        },
+    ),
+    (
+        "videomme",
+        ["001-1"],
+        {
+            "options": ("Two.", "Three.", "Four.", "Five."),
+            "answer_letter": "C",
+            "answers": ("Four.",),
+            "video": "data/XXXXXXXXXXX.mp4",
+            "groups": {"duration": "short", "domain": "Knowledge", "task_type": "Counting Problem"},
+        },
+    ),
+    (
+        "mvbench",
+        ["action_sequence/0", "object_shuffle/0"],
+        {
+            "answer_letter": "B",
+            "clip": (3.4, 12.9),
+            "video": "star/Charades_v1_480/AB12C.mp4",
+            "groups": {"task": "action_sequence"},
+        },
+    ),
+    (
+        "mlvu",
+        ["1_plotQA/0"],
+        {"answer_letter": "B", "video": "plotQA/movie101_999.mp4", "groups": {"task": "plotQA"}},
+    ),
+]
+
+
+def test_every_task_has_a_fixture_and_an_expectation():
+    assert sorted(task for task, _, _ in EXPECTED) == sorted(TASKS)
+
+
+@pytest.mark.parametrize(("task", "ids", "fields"), EXPECTED, ids=[e[0] for e in EXPECTED])
+def test_loader_reads_official_layout(tmp_path, task, ids, fields):
+    samples = load_samples(task, FIXTURES[task](tmp_path))
+    assert [s.id for s in samples] == ids
+    first = samples[0]
+    assert first.task == task
+    assert first.prompt
+    for name, value in fields.items():
+        assert getattr(first, name) == value, name
+
+
+def test_avsd_hidden_answer_leaves_no_reference(tmp_path):
+    samples = load_samples("avsd", avsd_files(tmp_path))
+    assert samples[1].answers == ()
+
+
+def test_music_avqa_synthetic_videos_and_repeated_question_ids(tmp_path):
+    samples = load_samples("music_avqa", music_avqa_files(tmp_path))
+    assert samples[1].video == "MUSIC-AVQA-videos-Synthetic/sa1234.mp4"
+    assert samples[1].groups == {"modality": "Audio-Visual", "type": "Audio-Visual/Counting"}
+
+
+def test_sqa3d_answer_outside_vocabulary_becomes_unknown(tmp_path):
+    files = sqa3d_files(tmp_path)
+    assert load_samples("sqa3d", files)[1].answers == ("unknown",)
+    assert load_samples("sqa3d", files[:2])[1].answers == ("rarely seen answer",)
+    assert load_samples("sqa3d", files)[1].groups == {"type": "Others"}
+
+
+def test_sqa3d_scanqa_format_matches_balanced_files(tmp_path):
+    balanced = load_samples("sqa3d", sqa3d_files(tmp_path))
+    converted = [
+        {
+            "answers": [s.answers[0]],
+            "object_ids": [],
+            "object_names": [],
+            "question": s.question,
+            "situation": s.prompt[: -len(s.question) - 1],
+            "question_id": int(s.id),
+            "scene_id": s.scene_id,
+            "position": [0.1, 0.2, 0.0, 1.0, 0.0, 0.0, 0.0],
+        }
+        for s in balanced
+    ]
+    scanqa_format = load_samples("sqa3d", [write(tmp_path / "SQA_test.json", converted)])
+    assert [(s.id, s.prompt, s.answers, s.groups) for s in scanqa_format] == [
+        (s.id, s.prompt, s.answers, s.groups) for s in balanced
+    ]
+
+
+def test_videomme_reads_the_official_parquet(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="reading parquet needs pyarrow")
+    import pyarrow as pa
+
+    rows = json.loads(videomme_files(tmp_path)[0].read_text())
+    path = tmp_path / "test-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    (sample,) = load_samples("videomme", [path])
+    assert (sample.id, sample.answer_letter, sample.options[2]) == ("001-1", "C", "Four.")
+
+
+def test_llava_video_training_subset(tmp_path):
+    def record(video_id, k, source):
+        return {
+            "id": video_id,
+            "data_source": source,
+            "video": f"{video_id}.mp4",
+            "conversations": [
+                {"from": "human", "value": f"<image>\nq{k}"},
+                {"from": "gpt", "value": f"a{k}"},
+            ],
+        }
+
+    long_records = [record("long", k, "2_3_m_youtube_v0_1") for k in range(5)]
+    short_records = [record("short", k, "0_30_s_youtube_v0_1") for k in range(3)]
+    samples = load_samples(
+        "llava_video", [write(tmp_path / "a.json", long_records), write(tmp_path / "b.json", short_records)]
+    )
+    first_two = build_training_subset(samples, seed=None)
+    assert [s.id for s in first_two] == ["long#0", "long#1"]
+    drawn = build_training_subset(samples, seed=3)
+    assert len(drawn) == 2 and all(s.id.startswith("long#") for s in drawn)
+    assert drawn == build_training_subset(samples, seed=3)
+    assert [s.id for s in build_training_subset(samples, per_video=10, seed=0)] == [
+        f"long#{k}" for k in range(5)
+    ]
+
+
+# --- malformed records: the message names the file, the record index and the field
+
+
+@pytest.mark.parametrize(
+    ("task", "index", "field", "break_record"),
+    [
+        ("avqa", 0, "multi_choice", lambda r: r[0].pop("multi_choice")),
+        ("avqa", 0, "answer", lambda r: r[0].update(answer=7)),
+        ("music_avqa", 1, "type", lambda r: r[1].update(type="Audio, Counting")),
+        ("music_avqa", 0, "templ_values", lambda r: r[0].update(templ_values='["left"]')),
+        ("scanqa", 0, "question_id", lambda r: r[0].update(question_id=5)),
+        ("mvbench", 0, "answer", lambda r: r[0].update(answer="Danced.")),
+        ("mlvu", 0, "candidates", lambda r: r[0].pop("candidates")),
+        ("videomme", 0, "answer", lambda r: r[0].update(answer="E")),
+        (
+            "llava_video",
+            1,
+            "conversations[1].from",
+            lambda r: r[1]["conversations"][1].update({"from": "human"}),
+        ),
+    ],
+)
+def test_malformed_record_names_file_index_and_field(tmp_path, task, index, field, break_record):
+    path = FIXTURES[task](tmp_path)[0]
+    records = json.loads(path.read_text())
+    break_record(records)
+    path.write_text(json.dumps(records))
+    with pytest.raises(AnnotationError) as exc:
+        load_samples(task, [path])
+    message = str(exc.value)
+    assert message.startswith(f"{path}, record {index}, field '{field}': ")
+    assert (exc.value.index, exc.value.field) == (index, field)
+
+
+def test_malformed_nested_field_in_wrapped_file(tmp_path):
+    path = avsd_files(tmp_path)[0]
+    content = json.loads(path.read_text())
+    del content["dialogs"][1]["dialog"][0]["answer"]
+    path.write_text(json.dumps(content))
+    with pytest.raises(AnnotationError, match=r"record 1, field 'dialog\[0\]\.answer': missing"):
+        load_samples("avsd", [path])
+
+
+def test_wrong_wrapper_and_bad_json_are_reported(tmp_path):
+    wrapped = write(tmp_path / "proficiency_demonstrator_val.json", {"takes": []})
+    with pytest.raises(AnnotationError, match="top-level key 'annotations'"):
+        load_samples("egoexo_proficiency", [wrapped])
+    broken = tmp_path / "val_qa.json"
+    broken.write_text('[{"id": 1,]')
+    with pytest.raises(AnnotationError, match=r"val_qa\.json: not valid JSON \(line 1"):
+        load_samples("avqa", [broken])
+
+
+def test_duplicate_ids_across_files_are_rejected(tmp_path):
+    first = avqa_files(tmp_path / "a")[0]
+    second = avqa_files(tmp_path / "b")[0]
+    with pytest.raises(AnnotationError, match="repeats the one from val_qa.json#0"):
+        load_samples("avqa", [first, second])
+
+
+def test_unknown_task_and_unknown_mvbench_file(tmp_path):
+    with pytest.raises(ValueError, match="unknown task"):
+        get_loader("kinetics")
+    with pytest.raises(AnnotationError, match="unknown MVBench task file"):
+        load_samples("mvbench", [write(tmp_path / "json/dance.json", [])])
+
+
+# --- missing media is reported per item
+
+
+def test_missing_media_lists_each_absent_item(tmp_path):
+    samples = load_samples("egoexo_proficiency", egoexo_proficiency_files(tmp_path / "ann"))
+    root = tmp_path / "media"
+    present = [samples[0].video, *samples[0].exo_videos[:3]]
+    for rel in present:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).touch()
+    missing = missing_media(samples, root)
+    assert [(m.sample_id, m.path) for m in missing] == [(samples[0].id, root / samples[0].exo_videos[3])]
+
+
+def test_missing_media_accepts_other_video_extensions_and_scene_folders(tmp_path):
+    videomme = load_samples("videomme", videomme_files(tmp_path / "ann"))
+    (tmp_path / "data").mkdir()
+    assert len(missing_media(videomme, tmp_path)) == 1
+    (tmp_path / "data/XXXXXXXXXXX.mkv").touch()
+    assert missing_media(videomme, tmp_path) == []
+    scanqa = load_samples("scanqa", scanqa_files(tmp_path / "ann"))
+    assert [m.path.name for m in missing_media(scanqa, tmp_path)] == ["scene0999_00"]
+    (tmp_path / "scene0999_00").mkdir()
+    assert missing_media(scanqa, tmp_path) == []
