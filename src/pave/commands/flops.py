@@ -1,0 +1,73 @@
+"""``pave flops``: prefill FLOPs and parameters of a base model, a method and a side channel."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from pave import flops
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "flops",
+        help="prefill TFLOPs and total/trainable parameters, counted as in the paper (Appendix B.5)",
+        description=(
+            "Prefill TFLOPs of the LLM and of the patch, and total/trainable parameters (LoRA r=64 on "
+            "the LLM plus the patch). No weights are needed: models are built on the meta device."
+        ),
+    )
+    parser.add_argument(
+        "--base",
+        required=True,
+        metavar="{" + ",".join(flops.BASES) + ",PATH}",
+        help="a bundled base model, or a transformers config file, model directory or cached model id",
+    )
+    parser.add_argument("--method", choices=flops.METHODS, required=True)
+    parser.add_argument(
+        "--side-channel",
+        choices=flops.SIDE_CHANNELS,
+        default="none",
+        help="needed by pave, pave-learnable, interleave",
+    )
+    parser.add_argument(
+        "--frames", type=int, help="key frames (default: the base model's, 32 for LLaVA-OneVision)"
+    )
+    parser.add_argument(
+        "--text-tokens", type=int, default=flops.TEXT_TOKENS, help="prompt tokens (default: 40)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=flops.DURATION,
+        help="video seconds, for audio and dense video (default: 120)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = flops.account(
+            args.base,
+            args.method,
+            args.side_channel,
+            frames=args.frames,
+            text_tokens=args.text_tokens,
+            duration=args.duration,
+        )
+    except ValueError as err:
+        logger.error("%s", err)
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        label = " ".join(
+            [result.base, result.method] + ([args.side_channel] if args.side_channel != "none" else [])
+        )
+        sys.stdout.write(flops.format_table([(label, result)]) + "\n")
+    return 0
