@@ -36,6 +36,13 @@ class VisualTokens:
     query_features: torch.Tensor
     frame_times: torch.Tensor | None = None
 
+    @classmethod
+    def coerce(cls, value) -> VisualTokens:
+        """Accept ``VisualTokens`` or the dict a collator produces (keys as the attributes)."""
+        if isinstance(value, cls):
+            return value
+        return cls(value["tokens"], value["query_features"], value.get("frame_times"))
+
     def to(self, device=None, dtype=None) -> VisualTokens:
         return VisualTokens(
             self.tokens.to(device, dtype),

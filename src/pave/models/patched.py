@@ -56,8 +56,12 @@ class SideInputs:
     mask: torch.Tensor | None = None
     times: torch.Tensor | None = None
 
-    def to(self, device) -> SideInputs:
-        return SideInputs(*(None if t is None else t.to(device) for t in (self.tokens, self.mask, self.times)))
+    @classmethod
+    def coerce(cls, value) -> SideInputs:
+        """Accept ``SideInputs`` or the dict a collator produces (keys as the attributes)."""
+        if isinstance(value, cls):
+            return value
+        return cls(value["tokens"], value.get("mask"), value.get("times"))
 
 
 class PatchedModel(nn.Module):
@@ -216,7 +220,8 @@ class PatchedModel(nn.Module):
         Each patch reads the side channel named by its config (``side_channel``), or its own
         name when that is unset.
         """
-        side = side or {}
+        side = {name: SideInputs.coerce(value) for name, value in (side or {}).items()}
+        visual = VisualTokens.coerce(visual)
         tokens, attentions = visual.tokens, {}
         for name in self.active_patches:
             patch = self.patches[name]
@@ -238,11 +243,11 @@ class PatchedModel(nn.Module):
                 attentions[name] = out.attention
         return tokens, attentions
 
-    def _multimodal_inputs(self, pixel_values_videos, visual, side) -> dict:
+    def _multimodal_inputs(self, pixel_values_videos, visual, side, frame_times) -> dict:
         if visual is None:
             if pixel_values_videos is None:
                 raise ValueError("pass pixel_values_videos or precomputed visual tokens")
-            visual = self.encode_video(pixel_values_videos)
+            visual = self.encode_video(pixel_values_videos, frame_times)
         tokens, _ = self.patched_tokens(visual, side)
         return family.video_encoder_outputs(self.llava, tokens.to(self.llava.dtype))
 
@@ -252,21 +257,23 @@ class PatchedModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
-        visual: VisualTokens | None = None,
-        side: dict[str, SideInputs] | None = None,
+        visual: VisualTokens | dict | None = None,
+        side: dict[str, SideInputs | dict] | None = None,
+        frame_times: torch.Tensor | None = None,
         **kwargs,
     ):
         """Logits (and the loss when ``labels`` are given) of the patched model.
 
         ``input_ids`` (B, N) must hold the video placeholders (see
         :class:`~pave.models.processor.VideoChatProcessor`); frames come either as
-        ``pixel_values_videos`` or as cached ``visual`` tokens.
+        ``pixel_values_videos`` (with optional ``frame_times`` (B, T)) or as cached ``visual``
+        tokens. ``visual`` and ``side`` values may be dicts, as the collator builds them.
         """
         return self.base(
             input_ids=input_ids,
             attention_mask=attention_mask,
             labels=labels,
-            mm_encoder_outputs=self._multimodal_inputs(pixel_values_videos, visual, side),
+            mm_encoder_outputs=self._multimodal_inputs(pixel_values_videos, visual, side, frame_times),
             **kwargs,
         )
 
@@ -276,12 +283,13 @@ class PatchedModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
-        visual: VisualTokens | None = None,
-        side: dict[str, SideInputs] | None = None,
+        visual: VisualTokens | dict | None = None,
+        side: dict[str, SideInputs | dict] | None = None,
+        frame_times: torch.Tensor | None = None,
         **generate_kwargs,
     ) -> torch.Tensor:
         """Generated token ids (B, new tokens); prompts must be left-padded for batches."""
-        mm = self._multimodal_inputs(pixel_values_videos, visual, side)
+        mm = self._multimodal_inputs(pixel_values_videos, visual, side, frame_times)
         out = self.base.generate(
             input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=mm, **generate_kwargs
         )
@@ -289,23 +297,41 @@ class PatchedModel(nn.Module):
 
     # ----------------------------------------------------------------- files
     def save_pretrained(self, directory: str | Path, patch: str | None = None, is_main_process: bool = True) -> Path:
-        """Save one patch (default: the only trainable one, else the only one) and the LoRA adapter."""
+        """Save one patch (default: the only trainable one, else the only one) and the LoRA
+        adapter. A model without patches (LoRA-only fine-tuning) saves just the adapter."""
         directory = Path(directory)
-        name = patch or self._patch_to_save()
-        module = self._require(name)
+        name = patch or (self._patch_to_save() if len(self.patches) else None)
+        if name is None and not self.has_lora:
+            raise ValueError("nothing to save: the model has no patch and no LoRA adapter")
         if not is_main_process:
             return directory
         directory.mkdir(parents=True, exist_ok=True)
-        config = module.config
-        if config.base_model is None:
-            config.base_model = self.base_name
-        record = {"kind": _kind_of(module), "name": name, "pave_version": __version__, "config": config.to_dict()}
-        (directory / PATCH_CONFIG_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-        save_file(state, directory / PATCH_WEIGHTS_NAME, metadata={"format": "pt", "kind": record["kind"]})
+        if name is not None:
+            module = self._require(name)
+            config = module.config
+            if config.base_model is None:
+                config.base_model = self.base_name
+            record = {"kind": _kind_of(module), "name": name, "pave_version": __version__, "config": config.to_dict()}
+            (directory / PATCH_CONFIG_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+            save_file(state, directory / PATCH_WEIGHTS_NAME, metadata={"format": "pt", "kind": record["kind"]})
         if self.has_lora:
             self.base.save_pretrained(directory, safe_serialization=True)
         return directory
+
+    def load_trainable_state(self, directory: str | Path) -> None:
+        """Load a checkpoint written by :meth:`save_pretrained` into this model's existing
+        trainable patch and LoRA adapter (resuming training)."""
+        from peft import set_peft_model_state_dict
+
+        directory = Path(directory)
+        if (directory / PATCH_CONFIG_NAME).exists():
+            name = json.loads((directory / PATCH_CONFIG_NAME).read_text()).get("name") or self._patch_to_save()
+            self._require(name).load_state_dict(_load_safetensors(directory / PATCH_WEIGHTS_NAME), strict=True)
+        if self.has_lora:
+            result = set_peft_model_state_dict(self.base, _load_safetensors(directory / LORA_WEIGHTS_NAME))
+            if result.unexpected_keys:
+                raise ValueError(f"{directory}: unexpected LoRA weights {result.unexpected_keys[:5]}")
 
     def load_patch(self, directory: str | Path, name: str | None = None, trainable: bool = False) -> nn.Module:
         """Load a saved patch (weights strictly, from safetensors only) under ``name``."""
@@ -345,12 +371,14 @@ class PatchedModel(nn.Module):
         if not dirs:
             raise ValueError("no patch directory given")
         if base is None:
-            base = read_patch_config(dirs[0])[0].base_model
-            if base is None:
-                raise ValueError(f"{dirs[0]}: the patch records no base model; pass base=...")
+            base = recorded_base(dirs[0])
         model = cls.from_base(base, **base_kwargs) if isinstance(base, (str, Path)) else base
         for directory in dirs:
-            config, _, saved_name = read_patch_config(directory)
+            if not (directory / PATCH_CONFIG_NAME).exists():
+                if not (directory / LORA_CONFIG_NAME).exists():
+                    raise FileNotFoundError(f"{directory}: neither a patch ({PATCH_CONFIG_NAME}) nor a LoRA adapter")
+                continue
+            saved_name = read_patch_config(directory)[2]
             name = saved_name if saved_name not in model.patches else f"{saved_name}_{len(model.patches)}"
             model.load_patch(directory, name=name, trainable=trainable)
         lora_dirs = [d for d in dirs if (d / LORA_CONFIG_NAME).exists()]
@@ -391,6 +419,20 @@ def read_patch_config(directory: str | Path) -> tuple[PatchConfig, type[nn.Modul
     config_cls, module_cls = PATCH_KINDS[record["kind"]]
     config = config_cls.from_dict(record["config"], source=str(path))
     return config, module_cls, record.get("name", Path(directory).name)
+
+
+def recorded_base(directory: str | Path) -> str:
+    """The base model a saved patch (or LoRA-only adapter) was trained on."""
+    directory = Path(directory)
+    if (directory / PATCH_CONFIG_NAME).exists():
+        base = read_patch_config(directory)[0].base_model
+    elif (directory / LORA_CONFIG_NAME).exists():
+        base = json.loads((directory / LORA_CONFIG_NAME).read_text()).get("base_model_name_or_path")
+    else:
+        raise FileNotFoundError(f"{directory}: neither a patch ({PATCH_CONFIG_NAME}) nor a LoRA adapter")
+    if not base:
+        raise ValueError(f"{directory}: no base model recorded; pass base=...")
+    return base
 
 
 def _kind_of(module: nn.Module) -> str:

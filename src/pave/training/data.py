@@ -1,0 +1,184 @@
+"""Benchmark samples -> training/evaluation batches for a :class:`~pave.models.PatchedModel`.
+
+An item is one question with its video's key frames -- or, when the frozen vision tower's
+output is cached, its visual tokens -- and its side channels. The collator renders the chat
+template, masks labels to the answer, pads side channels along time and stacks the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from pave.data.datasets.base import Sample
+from pave.data.media import sample_frames
+from pave.sidechannels.base import SideChannel
+
+logger = logging.getLogger(__name__)
+
+# Side channel name -> function returning a sample's side tokens (e.g. a feature-store lookup).
+SideSource = Callable[[Sample], SideChannel]
+
+
+def target_text(sample: Sample) -> str:
+    """The answer a model is trained to give: the option letter for multiple choice, else the
+    first reference answer."""
+    if sample.options and sample.answer_letter:
+        return sample.answer_letter
+    if not sample.answers:
+        raise ValueError(f"sample {sample.id} ({sample.source}) has no answer to train on")
+    return sample.answers[0]
+
+
+class VisualTokenCache:
+    """The frozen vision tower's output per video, computed once and kept on disk.
+
+    Exact, because the tower is frozen and in eval mode: a cached video gives the same tokens
+    as a fresh encode. Files are keyed by the video (path, size, mtime), the number of frames
+    and the base model, and written atomically.
+
+    Args:
+        directory: where the ``.safetensors`` files go.
+        model: a ``PatchedModel`` (its vision path encodes).
+        preprocessor: frames -> pixel values (the processor's ``VideoPreprocessor``).
+        num_frames: key frames per video.
+    """
+
+    def __init__(self, directory: str | Path, model, preprocessor, num_frames: int) -> None:
+        self.directory = Path(directory)
+        self.model = model
+        self.preprocessor = preprocessor
+        self.num_frames = num_frames
+
+    def path(self, video: Path) -> Path:
+        stat = video.stat()
+        key = f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.num_frames}|{self.model.base_name}"
+        return self.directory / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.safetensors"
+
+    def build(self, videos: Sequence[Path], batch_size: int = 8) -> None:
+        """Encode every video not cached yet (progress bar)."""
+        todo = sorted({v for v in videos if not self.path(v).exists()})
+        if not todo:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for start in tqdm(range(0, len(todo), batch_size), desc="caching visual tokens", unit="batch"):
+            chunk = todo[start : start + batch_size]
+            decoded = [sample_frames(v, self.num_frames) for v in chunk]
+            pixels = torch.stack([self.preprocessor(d.frames) for d in decoded])
+            device = next(self.model.llava.parameters()).device
+            visual = self.model.encode_video(pixels.to(device))
+            for i, video in enumerate(chunk):
+                tensors = {
+                    "tokens": visual.tokens[i].float().cpu().contiguous(),
+                    "query_features": visual.query_features[i].float().cpu().contiguous(),
+                    "frame_times": torch.as_tensor(decoded[i].timestamps, dtype=torch.float32),
+                }
+                target = self.path(video)
+                tmp = target.with_suffix(f".tmp{os.getpid()}")
+                save_file(tensors, tmp)
+                os.replace(tmp, target)
+
+    def get(self, video: Path) -> dict[str, torch.Tensor]:
+        return load_file(self.path(video))
+
+
+class QADataset(Dataset):
+    """Questions with their media, for training or evaluation.
+
+    Args:
+        samples: benchmark samples (see :mod:`pave.data.datasets`).
+        media_root: folder the samples' video paths are relative to.
+        num_frames: key frames per video (LLaVA-OneVision: 32).
+        side_sources: side channel name -> function giving a sample's side tokens.
+        visual_cache: when given (and built), items carry cached visual tokens, not frames.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        media_root: str | Path,
+        num_frames: int,
+        side_sources: Mapping[str, SideSource] | None = None,
+        visual_cache: VisualTokenCache | None = None,
+    ) -> None:
+        self.samples = list(samples)
+        self.media_root = Path(media_root)
+        self.num_frames = num_frames
+        self.side_sources = dict(side_sources or {})
+        self.visual_cache = visual_cache
+        for sample in self.samples:
+            if sample.video is None:
+                raise ValueError(f"sample {sample.id} ({sample.source}) has no video")
+
+    def video_path(self, sample: Sample) -> Path:
+        return self.media_root / sample.video
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        item = {"id": sample.id, "question": sample.prompt, "answer": target_text(sample) if sample.answers else None}
+        video = self.video_path(sample)
+        if self.visual_cache is not None:
+            item["visual"] = self.visual_cache.get(video)
+        else:
+            frames = sample_frames(video, self.num_frames)
+            item["frames"] = frames.frames
+            item["frame_times"] = torch.as_tensor(frames.timestamps, dtype=torch.float32)
+        item["side"] = {name: source(sample) for name, source in self.side_sources.items()}
+        return item
+
+
+@dataclass
+class QACollator:
+    """Items -> a batch for ``PatchedModel.forward`` / ``generate``.
+
+    Args:
+        processor: a :class:`~pave.models.processor.VideoChatProcessor`.
+        train: append answers and return labels (right padding); else left-pad prompts.
+    """
+
+    processor: object
+    train: bool = True
+
+    def __call__(self, items: Sequence[dict]) -> dict:
+        questions = [it["question"] for it in items]
+        answers = [it["answer"] for it in items] if self.train else None
+        padding = "right" if self.train else "left"
+        if "visual" in items[0]:
+            num_frames = items[0]["visual"]["tokens"].shape[0]
+            batch = self.processor(questions, answers, num_frames=num_frames, padding_side=padding)
+            batch["visual"] = {k: torch.stack([it["visual"][k] for it in items]) for k in items[0]["visual"]}
+        else:
+            batch = self.processor(questions, answers, frames=[it["frames"] for it in items], padding_side=padding)
+            batch["frame_times"] = torch.stack([it["frame_times"] for it in items])
+        batch["side"] = {name: pad_side([it["side"][name] for it in items]) for name in items[0]["side"]}
+        return batch
+
+
+def pad_side(channels: Sequence[SideChannel]) -> dict[str, torch.Tensor]:
+    """Right-pad side channels of different lengths: tokens (B, T_s, s_h, s_w, C), mask and
+    times (B, T_s)."""
+    grids = {c.tokens.shape[1:] for c in channels}
+    if len(grids) != 1:
+        raise ValueError(f"side channels in one batch must share grid and width, got {sorted(grids)}")
+    longest = max(c.tokens.shape[0] for c in channels)
+    tokens = torch.zeros((len(channels), longest, *channels[0].tokens.shape[1:]), dtype=channels[0].tokens.dtype)
+    mask = torch.zeros((len(channels), longest), dtype=torch.bool)
+    times = torch.zeros((len(channels), longest), dtype=torch.float32)
+    for i, c in enumerate(channels):
+        n = c.tokens.shape[0]
+        tokens[i, :n], mask[i, :n] = c.tokens, True
+        times[i, :n] = c.timestamps
+        times[i, n:] = c.timestamps[-1]  # padded times stay sorted
+    return {"tokens": tokens, "mask": mask, "times": times}

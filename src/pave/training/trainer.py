@@ -1,0 +1,82 @@
+"""transformers' Trainer, saving and resuming only what a patch run trains.
+
+The Trainer brings gradient accumulation, mixed precision, DDP under ``torchrun`` /
+``accelerate launch``, DeepSpeed, logging, progress bars and resumable checkpoints (optimizer,
+scheduler, RNG and data position). Two overrides make its checkpoints small: ``_save`` writes the
+patch and the LoRA adapter through ``PatchedModel.save_pretrained`` (megabytes, not the frozen
+base's gigabytes), and ``_load_from_checkpoint`` loads them back into the live model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from pave.training.recipe import TrainSection
+
+logger = logging.getLogger(__name__)
+
+
+class PatchTrainer(Trainer):
+    """A ``Trainer`` for :class:`~pave.models.PatchedModel` (see the module docstring)."""
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        model = self.accelerator.unwrap_model(self.model)
+        model.save_pretrained(output_dir, is_main_process=self.args.should_save)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = self.accelerator.unwrap_model(model or self.model)
+        logger.info("resuming patch and LoRA weights from %s", resume_from_checkpoint)
+        model.load_trainable_state(resume_from_checkpoint)
+
+
+def bf16_available() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> TrainingArguments:
+    """``TrainingArguments`` from a recipe's train section.
+
+    The global batch is kept whatever the number of processes: gradient accumulation steps =
+    global batch / (per-device batch x processes).
+    """
+    per_step = section.per_device_batch_size * world_size
+    if section.global_batch_size % per_step:
+        raise ValueError(
+            f"train.global_batch_size={section.global_batch_size} is not a multiple of "
+            f"per_device_batch_size x processes = {section.per_device_batch_size} x {world_size}"
+        )
+    bf16 = {"auto": bf16_available(), "true": True, "false": False}.get(str(section.bf16).lower())
+    if bf16 is None:
+        raise ValueError(f"train.bf16 must be auto, true or false, got {section.bf16!r}")
+    return TrainingArguments(
+        output_dir=section.output_dir,
+        num_train_epochs=section.epochs,
+        max_steps=section.max_steps,
+        learning_rate=section.learning_rate,
+        weight_decay=section.weight_decay,
+        warmup_steps=section.warmup_ratio,  # a value below 1 is a fraction of all steps
+        lr_scheduler_type=section.scheduler,
+        per_device_train_batch_size=section.per_device_batch_size,
+        gradient_accumulation_steps=section.global_batch_size // per_step,
+        seed=section.seed,
+        data_seed=section.seed,
+        bf16=bf16,
+        gradient_checkpointing=section.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        save_strategy="steps",
+        save_steps=section.save_steps,
+        save_total_limit=section.save_total_limit,
+        logging_steps=section.logging_steps,
+        dataloader_num_workers=section.dataloader_workers,
+        deepspeed=section.deepspeed,
+        report_to=section.report_to,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
+        ddp_find_unused_parameters=False,
+        **extra,
+    )
