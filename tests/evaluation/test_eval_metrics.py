@@ -93,13 +93,18 @@ def test_caption_metrics_equal_pycocoevalcap_called_directly():
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
+    from pave.evaluation.metrics import _started_scorers
+
+    # A second METEOR Java process would take many seconds to start: use the one already running.
+    meteor = _started_scorers()[1]
+    assert isinstance(meteor, Meteor)
     tokenizer = PTBTokenizer()
     gts = tokenizer.tokenize({k: [{"caption": r} for r in refs] for k, refs in REFERENCES.items()})
     res = tokenizer.tokenize({k: [{"caption": p}] for k, p in PREDICTIONS.items()})
     expected = {
         "CIDEr": Cider().compute_score(gts, res)[0],
         "BLEU-4": Bleu(4).compute_score(gts, res, verbose=0)[0][3],
-        "METEOR": Meteor().compute_score(gts, res)[0],
+        "METEOR": meteor.compute_score(gts, res)[0],
         "ROUGE-L": Rouge().compute_score(gts, res)[0],
     }
     assert caption_metrics(REFERENCES, PREDICTIONS) == pytest.approx(expected)
