@@ -112,7 +112,7 @@ class MissingMedia:
     path: Path
 
 
-Loader = Callable[[Sequence[str | Path]], list[Sample]]
+Loader = Callable[[Sequence[Path]], list[Sample]]
 
 
 def get_loader(task: str) -> Loader:
