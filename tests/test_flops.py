@@ -7,8 +7,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from pave.flops import (
     Accounting,
     ParameterCount,
-    SideTokens,
-    VisualTokens,
+    SideLayout,
+    VisualLayout,
     account,
     format_count,
     format_table,
@@ -18,8 +18,8 @@ from pave.flops import (
     parameter_count,
     patch_config_for,
     patch_flops,
-    side_tokens,
-    visual_tokens,
+    side_layout,
+    visual_layout,
 )
 from pave.patch import PatchConfig, PavePatch
 
@@ -93,23 +93,23 @@ def test_totals_within_one_percent_of_the_paper(base, method, side, paper):
 
 
 def test_side_channel_shapes_follow_appendix_b5():
-    assert side_tokens("audio").num_tokens == 120
-    assert side_tokens("3d").num_tokens == 18432
-    assert side_tokens("video").num_tokens == 960
-    exo = side_tokens("exo")
+    assert side_layout("audio").num_tokens == 120
+    assert side_layout("3d").num_tokens == 18432
+    assert side_layout("video").num_tokens == 960
+    exo = side_layout("exo")
     assert (exo.num_tokens, exo.dim) == (25088, 1152)
-    assert side_tokens("audio", duration=30).frames == 30
-    assert side_tokens("none") is None
+    assert side_layout("audio", duration=30).frames == 30
+    assert side_layout("none") is None
     with pytest.raises(ValueError, match="unknown side channel"):
-        side_tokens("smell")
+        side_layout("smell")
 
 
 def test_visual_tokens_of_the_bundled_bases():
-    ov = visual_tokens(load_base_config(OV_05B))
+    ov = visual_layout(load_base_config(OV_05B))
     assert (ov.frames, ov.grid, ov.feature_dim, ov.llm_tokens) == (32, (14, 14), 1152, 6272)
-    video_llava = visual_tokens(load_base_config("video-llava-7b"))
+    video_llava = visual_layout(load_base_config("video-llava-7b"))
     assert (video_llava.frames, video_llava.grid, video_llava.llm_tokens) == (8, (16, 16), 8 * 257)
-    assert visual_tokens(load_base_config(OV_05B), frames=8).llm_tokens == 8 * 196
+    assert visual_layout(load_base_config(OV_05B), frames=8).llm_tokens == 8 * 196
 
 
 def test_bundled_configs_state_the_architectures():
@@ -161,7 +161,7 @@ def test_parameter_count_of_a_live_model():
     )
 
 
-def _counted_flops(patch: PavePatch, visual: VisualTokens, side: SideTokens) -> int:
+def _counted_flops(patch: PavePatch, visual: VisualLayout, side: SideLayout) -> int:
     """Matrix-product FLOPs of a real forward pass, by FlopCounterMode.
 
     FlopCounterMode does not know the CPU kernel behind ``F.scaled_dot_product_attention``, so the
@@ -181,7 +181,7 @@ def _counted_flops(patch: PavePatch, visual: VisualTokens, side: SideTokens) -> 
 @pytest.mark.parametrize("side_channel", ["audio", "3d", "video", "exo"])
 def test_patch_count_matches_flop_counter_at_paper_shapes(side_channel):
     config = load_base_config(OV_05B)
-    visual, side = visual_tokens(config), side_tokens(side_channel)
+    visual, side = visual_layout(config), side_layout(side_channel)
     patch_config = patch_config_for(config, visual, side)
     assert _counted_flops(PavePatch(patch_config), visual, side) == patch_flops(
         patch_config, visual, side, matmul_only=True
@@ -191,14 +191,14 @@ def test_patch_count_matches_flop_counter_at_paper_shapes(side_channel):
 @pytest.mark.parametrize(
     "patch_kwargs, side",
     [
-        ({}, SideTokens(frames=3, grid=(1, 1), dim=12)),  # fewer side frames than key frames: interpolated
-        ({}, SideTokens(frames=11, grid=(2, 2), dim=12)),  # uneven windows, padded to the longest
-        ({"query_source": "learnable", "query_grid": (3, 2)}, SideTokens(frames=8, grid=(2, 2), dim=12)),
-        ({"value_from_key": True, "num_layers": 3}, SideTokens(frames=4, grid=(1, 1), dim=12)),
+        ({}, SideLayout(frames=3, grid=(1, 1), dim=12)),  # fewer side frames than key frames: interpolated
+        ({}, SideLayout(frames=11, grid=(2, 2), dim=12)),  # uneven windows, padded to the longest
+        ({"query_source": "learnable", "query_grid": (3, 2)}, SideLayout(frames=8, grid=(2, 2), dim=12)),
+        ({"value_from_key": True, "num_layers": 3}, SideLayout(frames=4, grid=(1, 1), dim=12)),
     ],
 )
 def test_patch_count_matches_flop_counter_on_small_shapes(patch_kwargs, side):
-    visual = VisualTokens(frames=4, grid=(3, 2), feature_dim=10)
+    visual = VisualLayout(frames=4, grid=(3, 2), feature_dim=10)
     patch_config = PatchConfig(
         side_dim=12,
         query_dim=10,
@@ -224,7 +224,7 @@ def test_account_rejects_mismatched_side_channels():
 
 
 def test_custom_patch_and_side_tokens():
-    side = SideTokens(frames=64, grid=(1, 1), dim=768)
+    side = SideLayout(frames=64, grid=(1, 1), dim=768)
     patch = PatchConfig(side_dim=768, output_dim=896, num_layers=3)
     acc = account(OV_05B, "pave", side, patch_config=patch)
     assert acc.side_channel == "custom"

@@ -48,16 +48,9 @@ LORA_RANK = 64
 TEXT_TOKENS = 40  # the paper's prompt length, following its reference [55]
 DURATION = 120.0  # seconds: the paper's assumed video length for audio and dense video
 
-# Visual-token layout per base-model family: default key frames, whether the vision tower's
-# patch grid is pooled 2x2 before the LLM, and extra tokens per frame (Video-LLaVA keeps CLS).
-_FAMILIES = {
-    "llava_onevision": {"frames": 32, "pooled": True, "extra_per_frame": 0},
-    "video_llava": {"frames": 8, "pooled": False, "extra_per_frame": 1},
-}
-
 
 @dataclass(frozen=True)
-class VisualTokens:
+class VisualLayout:
     """The visual tokens a base model sends to its LLM for one video.
 
     Attributes:
@@ -83,7 +76,7 @@ class VisualTokens:
 
 
 @dataclass(frozen=True)
-class SideTokens:
+class SideLayout:
     """Side-channel tokens of one sample: ``frames`` (T_s) of ``grid`` (s_h, s_w) tokens, ``dim`` wide."""
 
     frames: int
@@ -114,7 +107,7 @@ class Accounting:
     Attributes:
         base: the base model's name, path or id.
         method: one of :data:`METHODS`.
-        side_channel: one of :data:`SIDE_CHANNELS`, or ``"custom"`` for a :class:`SideTokens`.
+        side_channel: one of :data:`SIDE_CHANNELS`, or ``"custom"`` for a :class:`SideLayout`.
         llm_tokens: tokens the LLM prefills (visual + text, + side tokens when interleaved).
         flops_llm: prefill FLOPs of the LLM.
         flops_patch: FLOPs of the patch (or of the interleave projector).
@@ -196,31 +189,31 @@ def _bundled_config(name: str) -> dict[str, Any]:
     return data
 
 
-def visual_tokens(config, frames: int | None = None) -> VisualTokens:
+def visual_layout(config, frames: int | None = None) -> VisualLayout:
     """The visual-token layout of a base model (LLaVA-OneVision or Video-LLaVA) for one video.
 
-    LLaVA-OneVision pools SigLIP's 27 x 27 patches bilinearly to ceil(27 / 2) = 14 per side, as
-    transformers' ``apply_pooling`` does; its one ``image_newline`` token per video is left out, as
-    in the paper's 6272. Video-LLaVA keeps its 16 x 16 patches and each frame's CLS token.
+    LLaVA-OneVision: 32 frames of SigLIP's 27 x 27 patches pooled to 14 x 14 (see
+    :mod:`pave.models.llava_onevision`); its one ``image_newline`` token per video is left out, as
+    in the paper's 6272. Video-LLaVA: 8 frames of 16 x 16 CLIP patches, unpooled, each with its
+    CLS token.
     """
-    family = _FAMILIES.get(config.model_type)
-    if family is None:
-        raise ValueError(
-            f"no visual-token layout known for model type {config.model_type!r}; supported: {sorted(_FAMILIES)}"
+    if config.model_type == "llava_onevision":
+        from pave.models import llava_onevision
+
+        grid, feature_dim = llava_onevision.visual_grid(config), llava_onevision.query_dim(config, "vision")
+        return VisualLayout(frames=frames or 32, grid=grid, feature_dim=feature_dim)
+    if config.model_type == "video_llava":
+        vision = config.vision_config
+        side = vision.image_size // vision.patch_size
+        return VisualLayout(
+            frames=frames or 8, grid=(side, side), feature_dim=vision.hidden_size, extra_per_frame=1
         )
-    vision = config.vision_config
-    side = vision.image_size // vision.patch_size
-    if family["pooled"]:
-        side = math.ceil(side / 2)
-    return VisualTokens(
-        frames=frames or family["frames"],
-        grid=(side, side),
-        feature_dim=vision.hidden_size,
-        extra_per_frame=family["extra_per_frame"],
+    raise ValueError(
+        f"no visual-token layout known for model type {config.model_type!r}; supported: llava_onevision, video_llava"
     )
 
 
-def side_tokens(name: str, frames: int = 32, duration: float = DURATION) -> SideTokens | None:
+def side_layout(name: str, frames: int = 32, duration: float = DURATION) -> SideLayout | None:
     """The side tokens of one sample as the paper sizes them (Appendix B.5); None for ``"none"``.
 
     Args:
@@ -231,13 +224,13 @@ def side_tokens(name: str, frames: int = 32, duration: float = DURATION) -> Side
     if name == "none":
         return None
     if name == "audio":  # ImageBind: one 1024-d token per second of audio
-        return SideTokens(frames=round(duration), grid=(1, 1), dim=1024)
+        return SideLayout(frames=round(duration), grid=(1, 1), dim=1024)
     if name == "3d":  # LLaVA-3D encoder: 24 x 24 tokens per RGB-D frame, 1024-d
-        return SideTokens(frames=frames, grid=(24, 24), dim=1024)
+        return SideLayout(frames=frames, grid=(24, 24), dim=1024)
     if name == "video":  # LanguageBind at 2 fps, 16 x 16 pooled to 2 x 2, 1024-d
-        return SideTokens(frames=round(2 * duration), grid=(2, 2), dim=1024)
+        return SideLayout(frames=round(2 * duration), grid=(2, 2), dim=1024)
     if name == "exo":  # 4 exo views through SigLIP, 14 x 14 per frame, stacked time-major
-        return SideTokens(frames=4 * frames, grid=(14, 14), dim=1152)
+        return SideLayout(frames=4 * frames, grid=(14, 14), dim=1152)
     raise ValueError(f"unknown side channel {name!r}; choose from {SIDE_CHANNELS}")
 
 
@@ -272,7 +265,7 @@ def _attention_widths(text_config) -> tuple[int, int]:
 
 
 def patch_flops(
-    config: PatchConfig, visual: VisualTokens, side: SideTokens, matmul_only: bool = False
+    config: PatchConfig, visual: VisualLayout, side: SideLayout, matmul_only: bool = False
 ) -> int:
     """FLOPs of one :class:`~pave.patch.PavePatch` forward pass for one sample, as built.
 
@@ -312,7 +305,7 @@ def patch_flops(
     return matmul + other
 
 
-def patch_config_for(config, visual: VisualTokens, side: SideTokens, learnable: bool = False) -> PatchConfig:
+def patch_config_for(config, visual: VisualLayout, side: SideLayout, learnable: bool = False) -> PatchConfig:
     """The paper's patch for a base model and side channel (2 layers, width 512, 4 heads, ...).
 
     Queries come from the vision features (or are learned per grid cell); RoPE is temporal for
@@ -358,7 +351,7 @@ def base_parameters(config) -> int:
 def account(
     base,
     method: str = "pave",
-    side_channel: str | SideTokens = "none",
+    side_channel: str | SideLayout = "none",
     *,
     frames: int | None = None,
     text_tokens: int = TEXT_TOKENS,
@@ -371,7 +364,7 @@ def account(
     Args:
         base: anything :func:`load_base_config` takes.
         method: one of :data:`METHODS`.
-        side_channel: one of :data:`SIDE_CHANNELS`, or explicit :class:`SideTokens`.
+        side_channel: one of :data:`SIDE_CHANNELS`, or explicit :class:`SideLayout`.
         frames: key frames; the base family's default (32 for LLaVA-OneVision) if None.
         text_tokens: text tokens of the prompt.
         duration: video length in seconds, for audio and dense-video side channels.
@@ -381,11 +374,11 @@ def account(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     config = load_base_config(base)
-    visual = visual_tokens(config, frames)
-    if isinstance(side_channel, SideTokens):
+    visual = visual_layout(config, frames)
+    if isinstance(side_channel, SideLayout):
         side, side_name = side_channel, "custom"
     else:
-        side, side_name = side_tokens(side_channel, visual.frames, duration), side_channel
+        side, side_name = side_layout(side_channel, visual.frames, duration), side_channel
     uses_side = method in ("pave", "pave-learnable", "interleave")
     if uses_side and side is None:
         raise ValueError(f"method {method!r} needs a side channel; choose from {SIDE_CHANNELS[1:]}")
@@ -420,7 +413,7 @@ def account(
     )
 
 
-def _interleave_projector(side: SideTokens, width: int) -> tuple[int, int]:
+def _interleave_projector(side: SideLayout, width: int) -> tuple[int, int]:
     """FLOPs and parameters of the interleave baseline's projector: Linear(C_s -> D), GELU,
     Linear(D -> D), the shape of LLaVA's multimodal projector, applied to every side token."""
     flops = side.num_tokens * (2 * (side.dim * width + width * width) + 2 * width)
@@ -469,8 +462,8 @@ __all__ = [
     "SIDE_CHANNELS",
     "Accounting",
     "ParameterCount",
-    "SideTokens",
-    "VisualTokens",
+    "SideLayout",
+    "VisualLayout",
     "account",
     "base_parameters",
     "format_count",
@@ -481,6 +474,6 @@ __all__ = [
     "parameter_count",
     "patch_config_for",
     "patch_flops",
-    "side_tokens",
-    "visual_tokens",
+    "side_layout",
+    "visual_layout",
 ]
