@@ -273,7 +273,8 @@ def patch_flops(
     ``torch.utils.flop_counter.FlopCounterMode`` counts them. The rest follows the LLM's
     convention: softmax 5 per score, LayerNorm 7 per element, GELU 2, residual add 1; RoPE is
     not counted. Side signals shorter than T frames are interpolated to T frames first; every key
-    frame's window is padded to the longest one, and the padded keys are computed too.
+    frame's window is padded to the longest one, and the padded keys are computed too. Windows
+    are those of ``alignment="chunk"``; timestamp windows can be wider or narrower.
     """
     d, heads = config.hidden_dim, config.num_heads
     queries = visual.grid_tokens
