@@ -1,0 +1,417 @@
+"""Media decoding on PyAV: key frames, dense frames, audio, RGB-D scans; and a small mp4 writer.
+
+Every reader raises :class:`MediaError` (a ``ValueError``) naming the file and what was expected
+when the input is missing, corrupt, truncated, lacks the needed stream or has zero duration.
+
+Timestamps are in seconds from the start of the stream (the stream's ``start_time`` is
+subtracted), so a side channel and the key frames of the same file share one clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".MP4")
+
+
+class MediaError(ValueError):
+    """A media file could not be read as expected. The message names the file."""
+
+
+@dataclass
+class Frames:
+    """Decoded RGB frames. ``frames`` (T, H, W, 3) uint8; ``timestamps`` (T,) float64 seconds."""
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+
+
+@dataclass
+class Audio:
+    """A mono waveform. ``samples`` (N,) float32 in [-1, 1]; ``duration`` = N / sample_rate seconds."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass
+class Scan:
+    """Posed RGB-D frames of a scan (T frames).
+
+    colors: (T, H, W, 3) uint8. depths: (T, h, w) float32 metres, 0 where the sensor gave no
+    depth (depth may have another resolution than colour; both cover the same field of view).
+    poses: (T, 4, 4) float64 camera-to-world. intrinsics: (3, 3) float64 of the depth camera.
+    frame_ids: (T,) int64, the numeric file names. timestamps: (T,) float64 seconds.
+    """
+
+    colors: np.ndarray
+    depths: np.ndarray
+    poses: np.ndarray
+    intrinsics: np.ndarray
+    frame_ids: np.ndarray
+    timestamps: np.ndarray
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file (expected a video or audio file)")
+    try:
+        return av.open(str(path))
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: corrupt or truncated media file, cannot be opened ({exc})") from exc
+
+
+def _video_stream(container, path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise MediaError(f"{path}: has no video stream (expected a video)")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame-level threading inside FFmpeg's decoder
+    return stream
+
+
+def _start(stream) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def _duration(container, stream, path) -> float:
+    if stream.duration is not None and stream.duration > 0:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    if duration <= 0:
+        raise MediaError(f"{path}: zero duration (expected a stream with at least one frame or sample)")
+    return duration
+
+
+def _frame_rate(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def uniform_frame_indices(total: int, num_frames: int) -> np.ndarray:
+    """LLaVA-OneVision's sampling: ``num_frames`` indices evenly spaced from the first frame to
+    the last (``linspace(0, total - 1, num_frames)`` truncated to int). (num_frames,) int64."""
+    return np.linspace(0, total - 1, num_frames).astype(np.int64)
+
+
+def _decode(container, stream, path) -> Iterator[av.VideoFrame]:
+    try:
+        for frame in container.decode(stream):
+            if frame.time is not None:
+                yield frame
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: corrupt or truncated video, decoding failed ({exc})") from exc
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
+def _check_reached(path, target: float, last: float | None, period: float) -> None:
+    # Container metadata may overstate the length by a frame or two; more than that means the
+    # frames are not there, i.e. the file was cut short.
+    if last is None or target - last > max(2 * period, 0.5):
+        reached = "nothing" if last is None else f"{last:.2f}s"
+        raise MediaError(
+            f"{path}: truncated video, expected a frame at {target:.2f}s but decoding stopped at {reached}"
+        )
+
+
+def _pick_sequential(container, stream, path, targets: np.ndarray, tol: float, period: float) -> list:
+    """One pass over the stream: for each target time the first frame at or after ``target - tol``."""
+    start, picked, last, i = _start(stream), [], None, 0
+    for frame in _decode(container, stream, path):
+        t = frame.time - start
+        while i < len(targets) and t >= targets[i] - tol:
+            picked.append((t, _rgb(frame)))
+            i += 1
+        if i == len(targets):
+            return picked
+        last = (t, frame)
+    _check_reached(path, targets[i], None if last is None else last[0], period)
+    # Metadata overstated the length: the remaining targets get the final frame.
+    picked += [(last[0], _rgb(last[1]))] * (len(targets) - i)
+    return picked
+
+
+def _pick_by_seeking(container, stream, path, targets: np.ndarray, tol: float, period: float) -> list | None:
+    """Seek to the key frame before each target and decode forward to it. ``None`` when the
+    stream cannot be seeked reliably (the caller then decodes sequentially)."""
+    start, picked = _start(stream), []
+    for target in targets:
+        offset = int((target + start) / stream.time_base)
+        try:
+            container.seek(offset, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            return None
+        last = None
+        for frame in _decode(container, stream, path):
+            t = frame.time - start
+            if last is None and t > target + tol:
+                return None  # landed after the target: the index is unreliable
+            last = (t, frame)
+            if t >= target - tol:
+                break
+        else:
+            _check_reached(path, target, None if last is None else last[0], period)
+        picked.append((last[0], _rgb(last[1])))
+    return picked
+
+
+def sample_frames(path: str | Path, num_frames: int = 32) -> Frames:
+    """Uniformly sample ``num_frames`` key frames over the whole video (LLaVA-OneVision protocol).
+
+    Frame indices follow :func:`uniform_frame_indices` over the stream's frame count; each is read
+    by seeking to the preceding key frame, so a long video costs ``num_frames`` short decodes, not
+    a full one. Streams that cannot be seeked are decoded once from the start instead.
+
+    Returns (num_frames, H, W, 3) uint8 frames and their presentation times (num_frames,).
+    """
+    container = _open(path)
+    with container:
+        stream = _video_stream(container, path)
+        duration = _duration(container, stream, path)
+        rate = _frame_rate(stream)
+        if rate <= 0:
+            raise MediaError(f"{path}: video stream has no frame rate (expected a constant-rate video)")
+        total = stream.frames or max(1, round(duration * rate))
+        targets = uniform_frame_indices(total, num_frames) / rate
+        # Half a frame period: the nearest frame at or after each target, robust to rounding of pts.
+        tol = 0.5 / rate
+        picked = _pick_by_seeking(container, stream, path, targets, tol, 1 / rate)
+        if picked is None:
+            logger.debug("%s: seeking unreliable, decoding sequentially", path)
+            container.seek(0)
+            picked = _pick_sequential(container, stream, path, targets, tol, 1 / rate)
+    return Frames(np.stack([f for _, f in picked]), np.array([t for t, _ in picked], dtype=np.float64))
+
+
+def iter_frames_at_rate(path: str | Path, fps: float = 2.0) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(timestamp, frame)`` at ``fps`` (the dense channel): for target times 0, 1/fps, ...
+    the first frame at or after each target. Frames are (H, W, 3) uint8.
+
+    The stream is decoded once from the start (at 2 fps most GOPs hold a target anyway); only the
+    chosen frames are converted to RGB. A source slower than ``fps`` yields each of its frames
+    once, so the actual rate is min(fps, source rate); timestamps say exactly when.
+    """
+    container = _open(path)
+    with container:
+        stream = _video_stream(container, path)
+        duration = _duration(container, stream, path)
+        start, step, next_t, last = _start(stream), 1.0 / fps, 0.0, None
+        for frame in _decode(container, stream, path):
+            last = frame.time - start
+            if last >= next_t - 1e-6:
+                yield last, _rgb(frame)
+                # The next target strictly after this frame, so no frame is yielded twice.
+                next_t += step * (math.floor((last - next_t) / step + 1e-6) + 1)
+        _check_reached(path, duration - step, last, step)
+
+
+def read_audio(path: str | Path, sample_rate: int = 16000) -> Audio:
+    """The first audio track, resampled to ``sample_rate`` Hz mono float32 (PyAV's AudioResampler)."""
+    container = _open(path)
+    with container:
+        if not container.streams.audio:
+            raise MediaError(f"{path}: has no audio stream (expected a file with an audio track)")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        except av.FFmpegError as exc:
+            raise MediaError(f"{path}: corrupt or truncated audio, decoding failed ({exc})") from exc
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]  # flush
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if len(samples) == 0:
+        raise MediaError(f"{path}: audio stream has zero duration (expected at least one sample)")
+    return Audio(samples, sample_rate)
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    keyframe_interval: float = 2.0,
+) -> Path:
+    """Write an H.264 mp4 (yuv420p) with an optional AAC mono track.
+
+    Args:
+        frames: (T, H, W, 3) uint8 RGB, H and W even (yuv420p).
+        fps: frames per second (a float is turned into an exact fraction).
+        audio: (N,) float32 in [-1, 1] at ``sample_rate``, or None for a silent file.
+        keyframe_interval: seconds between key frames; real videos use 1-10 s, which is what
+            makes :func:`sample_frames`'s seeking worthwhile.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"frames must be non-empty (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    path = Path(path)
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=rate)
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        video.codec_context.gop_size = max(1, round(keyframe_interval * float(rate)))
+        video.codec_context.options = {"preset": "veryfast", "crf": "18"}
+        if audio is not None:
+            track = container.add_stream("aac", rate=sample_rate, layout="mono")
+        for image in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+        if audio is not None:
+            samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            frame.sample_rate = sample_rate
+            # AAC takes fixed-size frames; a resampler to the encoder's own format re-chunks them.
+            resampler = av.AudioResampler(
+                format=track.format,
+                layout="mono",
+                rate=sample_rate,
+                frame_size=track.codec_context.frame_size,
+            )
+            for chunk in resampler.resample(frame) + resampler.resample(None):
+                container.mux(track.encode(chunk))
+            container.mux(track.encode())
+    return path
+
+
+# --- RGB-D scans in the ScanNet export layout -------------------------------------------------
+
+SCAN_COLOR_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _read_matrix(path: Path, shape=(4, 4)) -> np.ndarray:
+    try:
+        values = np.array(path.read_text().split(), dtype=np.float64)
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"{path}: cannot read a {shape[0]}x{shape[1]} matrix of numbers ({exc})") from exc
+    if values.size != shape[0] * shape[1]:
+        raise MediaError(f"{path}: expected {shape[0] * shape[1]} numbers, found {values.size}")
+    return values.reshape(shape)
+
+
+def _read_image(path: Path, dtype) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB") if dtype == np.uint8 else image)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise MediaError(f"{path}: corrupt or truncated image ({exc})") from exc
+    if dtype != np.uint8 and array.ndim != 2:
+        raise MediaError(f"{path}: expected a single-channel 16-bit depth PNG, got shape {array.shape}")
+    return array
+
+
+def read_scan(
+    folder: str | Path,
+    num_frames: int = 32,
+    depth_scale: float = 1000.0,
+    frame_rate: float = 30.0,
+    axis_align: bool = True,
+) -> Scan:
+    """Read ``num_frames`` evenly spaced posed RGB-D frames from a scan folder laid out as
+    ScanNet exports (and LLaVA-3D reads) it::
+
+        color/<id>.jpg|png    depth/<id>.png (uint16)    pose/<id>.txt (4x4 camera-to-world)
+        intrinsic/intrinsic_depth.txt (4x4)    axis_align_matrix.txt (4x4, optional)
+
+    Frames whose pose has non-finite entries (ScanNet marks lost tracking with ``inf``) or whose
+    depth/pose file is missing are skipped before sampling. A scan with fewer valid frames than
+    ``num_frames`` yields all of them (no padding).
+
+    Args:
+        depth_scale: depth PNG units per metre (1000 for ScanNet/3RScan millimetres).
+        frame_rate: capture rate used to turn frame ids into timestamps (ScanNet records at 30 Hz).
+        axis_align: left-multiply poses by ``axis_align_matrix.txt`` when present, as LLaVA-3D does,
+            so world coordinates are those of the scene's aligned mesh and annotations.
+    """
+    folder = Path(folder)
+    if not (folder / "color").is_dir():
+        raise MediaError(f"{folder}: not a scan folder (expected color/, depth/, pose/, intrinsic/)")
+    intrinsics = _read_matrix(folder / "intrinsic" / "intrinsic_depth.txt")[:3, :3]
+    ids, poses = [], []
+    for color in sorted(folder.glob("color/*")):
+        if color.suffix.lower() not in SCAN_COLOR_SUFFIXES or not re.fullmatch(r"\d+", color.stem):
+            continue
+        pose_file, depth_file = folder / "pose" / f"{color.stem}.txt", folder / "depth" / f"{color.stem}.png"
+        if not (pose_file.is_file() and depth_file.is_file()):
+            continue
+        pose = _read_matrix(pose_file)
+        if np.isfinite(pose).all():
+            ids.append((int(color.stem), color))
+            poses.append(pose)
+    if not ids:
+        raise MediaError(f"{folder}: no frame with a colour image, depth PNG and finite pose")
+    order = np.argsort([i for i, _ in ids], kind="stable")
+    chosen = order[uniform_frame_indices(len(ids), min(num_frames, len(ids)))]
+    poses = np.stack([poses[i] for i in chosen])
+    align_file = folder / "axis_align_matrix.txt"
+    if axis_align and align_file.is_file():
+        poses = _read_matrix(align_file) @ poses
+    frame_ids = np.array([ids[i][0] for i in chosen], dtype=np.int64)
+    colors = np.stack([_read_image(ids[i][1], np.uint8) for i in chosen])
+    depths = np.stack([_read_image(folder / "depth" / f"{ids[i][1].stem}.png", np.uint16) for i in chosen])
+    return Scan(
+        colors=colors,
+        depths=depths.astype(np.float32) / depth_scale,
+        poses=poses,
+        intrinsics=intrinsics,
+        frame_ids=frame_ids,
+        timestamps=frame_ids / frame_rate,
+    )
+
+
+def write_scan(
+    folder: str | Path,
+    colors: np.ndarray,
+    depths: np.ndarray,
+    poses: np.ndarray,
+    intrinsics: np.ndarray,
+    frame_ids: list[int] | None = None,
+    depth_scale: float = 1000.0,
+) -> Path:
+    """Write posed RGB-D frames in the layout :func:`read_scan` reads (for tests and synthetic data).
+
+    Args:
+        colors: (T, H, W, 3) uint8, saved as JPEG. depths: (T, h, w) metres, saved as uint16 PNG
+        in units of 1 / depth_scale. poses: (T, 4, 4) camera-to-world. intrinsics: (3, 3) of the
+        depth image. frame_ids: file names (default 0..T-1).
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    for sub in ("color", "depth", "pose", "intrinsic"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    K = np.eye(4)
+    K[:3, :3] = intrinsics
+    np.savetxt(folder / "intrinsic" / "intrinsic_depth.txt", K)
+    for i, color, depth, pose in zip(frame_ids or range(len(colors)), colors, depths, poses, strict=True):
+        Image.fromarray(np.asarray(color, np.uint8)).save(folder / "color" / f"{i}.jpg")
+        Image.fromarray(np.round(np.asarray(depth) * depth_scale).astype(np.uint16)).save(
+            folder / "depth" / f"{i}.png"
+        )
+        np.savetxt(folder / "pose" / f"{i}.txt", pose)
+    return folder

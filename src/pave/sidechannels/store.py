@@ -1,0 +1,175 @@
+"""Feature store: extracted side channels on disk, one safetensors file per item.
+
+Layout::
+
+    STORE/
+      index.json                      {"format", "version", "kind", "encoder", "dim",
+                                       "items": {item_id: {"file", "frames", "grid", "source"}}}
+      items/<name>-<hash>.safetensors tensor "tokens" (T_s, s_h, s_w, C) float32; header metadata
+                                      "pave" = JSON {"id", "kind", "encoder", "timestamps",
+                                      "grid", "source"}
+
+Every file is written to a temporary name and moved into place with ``os.replace``, so a reader
+or a killed writer never sees half a file. The item files are the truth: ``index.json`` is a
+summary rewritten by :meth:`FeatureStore.flush`, and opening a store adds any item file the
+index misses (say, after a run was killed between flushes). No pickle is involved anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from pave.sidechannels.base import SideChannel
+
+logger = logging.getLogger(__name__)
+
+FORMAT, VERSION = "pave-feature-store", 1
+INDEX, ITEMS, TMP_PREFIX = "index.json", "items", ".tmp-"
+
+
+def item_file_name(item_id: str) -> str:
+    """A file name for an item id: readable, filesystem-safe, and unique (ids ``a/b`` and ``a_b``
+    differ in their hash)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id)[-80:].lstrip(".")
+    return f"{readable}-{hashlib.sha1(item_id.encode()).hexdigest()[:12]}.safetensors"
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp_path)`` then fsync and rename over ``path``."""
+    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class FeatureStore:
+    """Read and write extracted side channels.
+
+    >>> store = FeatureStore("features/avsd-audio")
+    >>> channel = store.get("Q7ZK1")            # SideChannel
+    >>> "Q7ZK1" in store, len(store.ids())
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.spec: dict = {}
+        self._items: dict[str, dict] = {}
+        index = self.path / INDEX
+        if index.is_file():
+            data = json.loads(index.read_text())
+            if data.get("format") != FORMAT:
+                raise ValueError(f"{index}: not a PAVE feature store index")
+            self.spec = {k: data[k] for k in ("kind", "encoder", "dim") if k in data}
+            self._items = data["items"]
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Drop index entries whose file is gone; add item files the index misses."""
+        items_dir = self.path / ITEMS
+        on_disk = {p.name for p in items_dir.glob("*.safetensors") if not p.name.startswith(TMP_PREFIX)}
+        for item_id in [i for i, e in self._items.items() if Path(e["file"]).name not in on_disk]:
+            logger.warning("%s: item %r is indexed but its file is missing; dropped", self.path, item_id)
+            del self._items[item_id]
+        known = {Path(e["file"]).name for e in self._items.values()}
+        for name in sorted(on_disk - known):
+            with safe_open(items_dir / name, framework="pt") as f:
+                meta = json.loads(f.metadata()["pave"])
+                frames = f.get_slice("tokens").get_shape()[0]
+            self._add(meta, name, frames)
+
+    def _check(self, meta: dict) -> dict:
+        spec = {"kind": meta["kind"], "encoder": meta["encoder"], "dim": meta["dim"]}
+        if self.spec and self.spec != spec:
+            raise ValueError(f"{self.path}: holds {self.spec}, cannot add an item encoded as {spec}")
+        return spec
+
+    def _add(self, meta: dict, name: str, frames: int) -> None:
+        self.spec = self._check(meta)
+        self._items[meta["id"]] = {
+            "file": f"{ITEMS}/{name}",
+            "frames": frames,
+            "grid": meta["grid"],
+            "source": meta["source"],
+        }
+
+    def ids(self) -> list[str]:
+        """Item ids in sorted order."""
+        return sorted(self._items)
+
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def source(self, item_id: str) -> str | None:
+        """The media file or folder an item was extracted from."""
+        return self._items[item_id]["source"]
+
+    def get(self, item_id: str) -> SideChannel:
+        if item_id not in self._items:
+            raise KeyError(f"{self.path}: no features for item {item_id!r}")
+        with safe_open(self.path / self._items[item_id]["file"], framework="pt") as f:
+            meta = json.loads(f.metadata()["pave"])
+            tokens = f.get_tensor("tokens")
+        timestamps = torch.tensor(meta["timestamps"], dtype=torch.float32)
+        return SideChannel(tokens, timestamps, meta["kind"], meta["encoder"])
+
+    def put(self, item_id: str, channel: SideChannel, source: str | None = None) -> None:
+        """Write one item atomically (replacing an earlier version). Thread-safe. The index file
+        is updated by :meth:`flush`."""
+        meta = {
+            "id": item_id,
+            "kind": channel.kind,
+            "encoder": channel.encoder,
+            "dim": channel.dim,
+            "timestamps": channel.timestamps.tolist(),
+            "grid": list(channel.grid),
+            "source": source,
+        }
+        (self.path / ITEMS).mkdir(parents=True, exist_ok=True)
+        name = item_file_name(item_id)
+        with self._lock:
+            self._check(meta)  # before writing anything
+        tokens = channel.tokens.detach().to("cpu", torch.float32).contiguous()
+        _atomic_write(
+            self.path / ITEMS / name,
+            lambda tmp: save_file({"tokens": tokens}, tmp, metadata={"pave": json.dumps(meta)}),
+        )
+        with self._lock:
+            self._add(meta, name, tokens.shape[0])
+
+    def flush(self) -> None:
+        """Rewrite ``index.json`` atomically from the items written so far."""
+        with self._lock:
+            data = {
+                "format": FORMAT,
+                "version": VERSION,
+                **self.spec,
+                "items": dict(sorted(self._items.items())),
+            }
+        self.path.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.path / INDEX, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n"))
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary files left by a killed writer; call only when no other writer runs."""
+        stale = [p for d in (self.path, self.path / ITEMS) if d.is_dir() for p in d.glob(f"{TMP_PREFIX}*")]
+        for p in stale:
+            p.unlink()
+        return len(stale)
