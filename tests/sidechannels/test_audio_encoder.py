@@ -59,3 +59,8 @@ def test_imagebind_backend_explains_what_is_missing():
 def test_unknown_backend():
     with pytest.raises(ValueError, match="available: \\['builtin', 'imagebind'\\]"):
         get_encoder("audio", "whisper")
+
+
+def test_unknown_option_is_named():
+    with pytest.raises(ValueError, match=r"takes no option \['device'\]"):
+        get_encoder("audio", device="cuda")

@@ -7,6 +7,7 @@ as side tokens (B, T_s, s_h, s_w, C) with timestamps (B, T_s).
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,7 +96,13 @@ def get_encoder(kind: str, backend: str = "builtin", **options) -> SideChannelEn
     _load_modules()
     if (kind, backend) not in _REGISTRY:
         raise ValueError(f"no {backend!r} encoder for side channel {kind!r}; available: {backends(kind)}")
-    return _REGISTRY[(kind, backend)](**options)
+    factory = _REGISTRY[(kind, backend)]
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            raise ValueError(f"the {backend!r} {kind} encoder takes no option {unknown}; it takes {sorted(params)}")
+    return factory(**options)
 
 
 def _load_modules() -> None:
