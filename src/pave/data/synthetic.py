@@ -1,7 +1,8 @@
 """A synthetic audio-visual QA benchmark made of real media files, in Music-AVQA's format.
 
-Each video shows one shape whose colour changes every segment, and plays one pure tone of a
-low, medium or high pitch during exactly one segment over faint noise. Each video gets three
+Each video shows one shape whose colour changes every segment (two 4 s segments by default, each
+a different colour), and plays one pure tone of a low, medium or high pitch during exactly one
+segment over faint noise. Each video gets three
 questions, one per Music-AVQA modality:
 
 - Visual: "what shape is the object?" -- the answer is only in the frames;
@@ -39,6 +40,7 @@ PRETRAIN_QUESTIONS = (
     ("Colour", "what colour is the object at the start?", lambda f: f.colours[0]),
     ("Colour", "what colour is the object at the end?", lambda f: f.colours[-1]),
 )
+VOCABULARY = (*SHAPES, *PITCHES, *COLOURS)
 QUESTIONS = {
     # modality: (type, template, answer vocabulary)
     "Visual": ("Shape", "what shape is the object?", SHAPES),
@@ -54,11 +56,17 @@ class SyntheticSpec:
     train_videos: int = 240
     test_videos: int = 60
     duration: float = 8.0
-    segments: int = 4
+    segments: int = 2
     fps: int = 4
     size: int = 32
     sample_rate: int = 16000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.segments <= len(COLOURS):
+            raise ValueError(f"SyntheticSpec.segments must be between 1 and {len(COLOURS)}, got {self.segments}")
+        if self.size % 2:
+            raise ValueError(f"SyntheticSpec.size must be even (H.264 yuv420p), got {self.size}")
 
 
 @dataclass
@@ -99,6 +107,10 @@ def generate(root: str | Path, spec: SyntheticSpec | None = None) -> dict[str, P
             if split == "train":
                 for qtype, template, answer_of in PRETRAIN_QUESTIONS:
                     pretrain.append(_record(facts.video_id, len(pretrain), "Visual", (qtype, template), answer_of(facts)))
+                # Language pre-training in miniature: the base learns to say every answer word,
+                # as a real LLM can, without learning what any sound means.
+                word = VOCABULARY[i % len(VOCABULARY)]
+                pretrain.append(_record(facts.video_id, len(pretrain), "Visual", ("Echo", f"say the word {word}."), word))
         paths[split].write_text(json.dumps(records, indent=1) + "\n")
     paths["pretrain"].write_text(json.dumps(pretrain, indent=1) + "\n")
     spec_file.write_text(json.dumps(asdict(spec), indent=2) + "\n")
@@ -128,7 +140,8 @@ def _draw(rng: np.random.Generator, video_id: str, spec: SyntheticSpec) -> Video
     return VideoFacts(
         video_id=video_id,
         shape=SHAPES[rng.integers(len(SHAPES))],
-        colours=[names[rng.integers(len(names))] for _ in range(spec.segments)],
+        # Distinct colours per segment: the colour during the tone cannot be guessed from the others.
+        colours=[names[k] for k in rng.permutation(len(names))[: spec.segments]],
         tone_segment=int(rng.integers(spec.segments)),
         pitch=list(PITCHES)[rng.integers(len(PITCHES))],
     )

@@ -41,7 +41,7 @@ _CORPUS_WORDS = (
     "colour color shape object moving left right up down still video audio sound tone beep beeps "
     "high low pitch rhythm fast slow loud quiet first second last frame time scene "
     "red green blue yellow white black purple orange circle square triangle star "
-    "zero one two three four five six seven eight nine ten yes no true false "
+    "zero one two three four five six seven eight nine ten yes no true false medium say word "
     "0 1 2 3 4 5 6 7 8 9 A B C D E . , ? ! : ( ) ' \" -"
 ).split()
 

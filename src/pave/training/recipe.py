@@ -74,7 +74,9 @@ class TrainSection:
 
     ``global_batch_size`` is split into per-device batches and gradient accumulation steps over
     however many processes run. ``cache_visual_tokens`` encodes each video once with the frozen
-    vision tower (exact: the tower is frozen and in eval mode) instead of every epoch.
+    vision tower (exact: the tower is frozen and in eval mode) instead of every epoch, in
+    ``visual_cache_dir`` (default: ``output_dir/visual-cache``; runs on the same videos and base
+    can share one).
     """
 
     output_dir: str = "outputs/run"
@@ -90,6 +92,7 @@ class TrainSection:
     bf16: str = "auto"
     gradient_checkpointing: bool = False
     cache_visual_tokens: bool = True
+    visual_cache_dir: str | None = None
     save_steps: int = 500
     save_total_limit: int | None = 2
     logging_steps: int = 10

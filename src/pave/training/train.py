@@ -116,9 +116,8 @@ def train(recipe: Recipe) -> Path:
     cache = None
     if recipe.train.cache_visual_tokens:
         model.to(args.device)
-        cache = VisualTokenCache(
-            Path(recipe.train.output_dir) / "visual-cache", model, processor.preprocessor, recipe.model.num_frames
-        )
+        cache_dir = recipe.train.visual_cache_dir or Path(recipe.train.output_dir) / "visual-cache"
+        cache = VisualTokenCache(cache_dir, model, processor.preprocessor, recipe.model.num_frames)
     dataset = QADataset(samples, recipe.data.media_root, recipe.model.num_frames, sources, cache)
     if cache is not None:
         with args.main_process_first(desc="visual token cache"):

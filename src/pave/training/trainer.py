@@ -52,7 +52,7 @@ def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> T
     bf16 = {"auto": bf16_available(), "true": True, "false": False}.get(str(section.bf16).lower())
     if bf16 is None:
         raise ValueError(f"train.bf16 must be auto, true or false, got {section.bf16!r}")
-    return TrainingArguments(
+    kwargs = dict(
         output_dir=section.output_dir,
         num_train_epochs=section.epochs,
         max_steps=section.max_steps,
@@ -78,5 +78,6 @@ def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> T
         label_names=["labels"],
         ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False,
-        **extra,
     )
+    kwargs.update(extra)
+    return TrainingArguments(**kwargs)

@@ -1,0 +1,294 @@
+"""`pave quickstart`: PAVE end to end on a laptop, on the synthetic audio-visual benchmark.
+
+Steps: generate the benchmark (real mp4 files) -> extract the audio side channel with the
+built-in encoder -> get the tiny base model (pre-trained on visual questions only, cached) ->
+evaluate it zero-shot -> train LoRA without audio ("FT") -> train PAVE (patch + LoRA, with
+audio) -> evaluate both -> print a table shaped like the paper's Table 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from transformers import AutoTokenizer, Trainer
+
+from pave.data.datasets.base import load_samples
+from pave.data.synthetic import SyntheticSpec, generate
+from pave.evaluation.runner import generate_predictions
+from pave.evaluation.scoring import score
+from pave.flops import LORA_RANK, ParameterCount, SideLayout, account, parameter_count
+from pave.models.patched import PatchedModel
+from pave.models.preprocess import VideoPreprocessor
+from pave.models.processor import VideoChatProcessor
+from pave.models.tiny import TinySizes, save_tiny_model
+from pave.sidechannels.extract import extract
+from pave.training.data import QACollator, QADataset, VisualTokenCache
+from pave.training.recipe import Recipe, load_recipe
+from pave.training.train import store_source, train
+from pave.training.trainer import training_arguments
+
+logger = logging.getLogger(__name__)
+
+TASK = "music_avqa"
+MODALITIES = {"visual": "Visual", "audio": "Audio", "audio_visual": "Audio-Visual"}
+SYSTEM_PROMPT = "Answer the question about the video with one word."
+# Bumped whenever the tiny base or its pre-training changes, so cached bases are not reused.
+BASE_REVISION = 3
+
+
+@dataclass
+class QuickstartSettings:
+    """Everything a quickstart run depends on; ``fast()`` is the reduced run the tests use."""
+
+    out: str = "outputs/quickstart"
+    base: str | None = None  # a real LLaVA-OneVision id or path; None = the tiny built-in base
+    seed: int = 0
+    num_frames: int = 8
+    data: SyntheticSpec = field(default_factory=SyntheticSpec)
+    sizes: TinySizes = field(default_factory=TinySizes)
+    pretrain_epochs: float = 15.0
+    pretrain_lr: float = 2e-3
+    epochs: float = 15.0
+    learning_rate: float = 2e-3
+    batch_size: int = 16
+    lora_r: int = 16
+    patch: dict = field(default_factory=lambda: {"hidden_dim": 64, "num_heads": 4, "ffn_dim": 128, "output_mlp_dim": 128})
+
+    @classmethod
+    def fast(cls, **overrides) -> QuickstartSettings:
+        settings = cls(data=SyntheticSpec(train_videos=32, test_videos=8), pretrain_epochs=2.0, epochs=2.0)
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+        return settings
+
+
+def cache_dir() -> Path:
+    """Where the pre-trained tiny base is kept between runs (``$PAVE_CACHE`` or the XDG cache)."""
+    root = os.environ.get("PAVE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pave"
+    return Path(root)
+
+
+def run(settings: QuickstartSettings) -> dict:
+    """Run the whole pipeline; returns (and writes to ``OUT/results.json``) the table's rows."""
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_handler = logging.FileHandler(out / "quickstart.log", mode="w")
+    log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("pave").addHandler(log_handler)
+    try:
+        return _run(settings, out)
+    finally:
+        logging.getLogger("pave").removeHandler(log_handler)
+        log_handler.close()
+
+
+def _run(settings: QuickstartSettings, out: Path) -> dict:
+    torch.manual_seed(settings.seed)
+    _forget_stale_results(settings, out)
+    data_root = out / "data"
+    logger.info("[1/6] synthetic audio-visual benchmark in %s", data_root)
+    annotations = generate(data_root, settings.data)
+    logger.info("[2/6] audio side channel (built-in log-mel encoder)")
+    audio_store = data_root / "features" / "audio"
+    summary = extract("audio", data_root / "MUSIC-AVQA-videos-Synthetic", audio_store, progress=True)
+    if summary.failed:
+        raise RuntimeError(f"audio extraction failed for {len(summary.failed)} videos: {summary.failed}")
+    logger.info("[3/6] base model")
+    base = settings.base or str(pretrained_tiny_base(settings, data_root, annotations["pretrain"]))
+
+    def recipe(method: str) -> Recipe:
+        overrides = [
+            f"model.base={base}",
+            f"model.num_frames={settings.num_frames}",
+            f"data.task={TASK}",
+            f"data.annotations=[{annotations['train']}]",
+            f"data.media_root={data_root}",
+            f"data.features={{audio: {audio_store}}}",
+            f"data.system_prompt={SYSTEM_PROMPT}",
+            f"patch.method={method}",
+            f"lora.r={settings.lora_r}",
+            f"lora.alpha={2 * settings.lora_r}",
+            "lora.dropout=0.0",
+            f"train.output_dir={out / method}",
+            f"train.epochs={settings.epochs}",
+            f"train.learning_rate={settings.learning_rate}",
+            f"train.global_batch_size={settings.batch_size}",
+            f"train.per_device_batch_size={settings.batch_size}",
+            f"train.seed={settings.seed}",
+            "train.save_steps=100000",
+            "train.logging_steps=20",
+            f"train.visual_cache_dir={out / 'visual-cache'}",
+        ]
+        return load_recipe(None, overrides) if method == "ft" else _with_patch(load_recipe(None, overrides), settings)
+
+    rows = []
+    logger.info("[4/6] zero-shot evaluation of the base")
+    rows.append(_evaluate("Zero-shot", PatchedModel.from_base(base), base, settings, data_root, annotations, audio_store, out))
+    logger.info("[5/6] FT: LoRA fine-tuning without the side channel")
+    ft_dir = train(recipe("ft"))
+    rows.append(_evaluate("FT", PatchedModel.from_pretrained(ft_dir, base=base), base, settings, data_root, annotations, audio_store, out))
+    logger.info("[6/6] PAVE: patch + LoRA with audio")
+    pave_dir = train(recipe("pave"))
+    rows.append(_evaluate("PAVE", PatchedModel.from_pretrained(pave_dir, base=base), base, settings, data_root, annotations, audio_store, out))
+    results = {"settings": _jsonable(asdict(settings)), "patch_dir": str(pave_dir), "rows": rows}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _forget_stale_results(settings: QuickstartSettings, out: Path) -> None:
+    """Runs resume (trained models and predictions are reused), but only for the same settings."""
+    record = out / "settings.json"
+    current = _jsonable(asdict(settings))
+    if record.exists() and json.loads(record.read_text()) != current:
+        logger.info("%s holds a run with other settings; starting its models and predictions afresh", out)
+        for stale in ("ft", "pave", "visual-cache"):
+            shutil.rmtree(out / stale, ignore_errors=True)
+        for stale in out.glob("predictions_*.jsonl"):
+            stale.unlink()
+    record.write_text(json.dumps(current, indent=2) + "\n")
+
+
+def _with_patch(recipe: Recipe, settings: QuickstartSettings) -> Recipe:
+    recipe.patch.side_channel = "audio"
+    recipe.patch.config = dict(settings.patch)
+    return recipe
+
+
+def _evaluate(method, model, base, settings, data_root, annotations, audio_store, out) -> dict:
+    """Answer the test split and score it with Music-AVQA's protocol."""
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    processor = VideoChatProcessor(tokenizer, model.config, VideoPreprocessor.from_pretrained(base), SYSTEM_PROMPT)
+    samples = load_samples(TASK, [annotations["test"]])
+    cache = VisualTokenCache(out / "visual-cache", model, processor.preprocessor, settings.num_frames)
+    dataset = QADataset(samples, data_root, settings.num_frames, {"audio": store_source(_store(audio_store), "audio")}, cache)
+    cache.build([dataset.video_path(s) for s in samples])
+    slug = method.lower().replace("-", "_")
+    predictions = generate_predictions(
+        model, dataset, QACollator(processor, train=False), out / f"predictions_{slug}.jsonl",
+        batch_size=settings.batch_size, max_new_tokens=4, desc=f"{method} answers",
+    )
+    metrics = score(TASK, samples, predictions)["metrics"]
+    accuracy = {key: metrics.get(f"accuracy/modality={name}", 0.0) for key, name in MODALITIES.items()}
+    accuracy["overall"] = metrics.get("accuracy", 0.0)
+    cost = _accounting(model, base, settings, dataset[0]["side"]["audio"])
+    return {
+        "method": method,
+        "accuracy": accuracy,
+        "tflops": cost.tflops_total,
+        "params_total": cost.params_total,
+        "params_trainable": cost.params_trainable,
+    }
+
+
+def _accounting(model, base, settings, side):
+    """FLOPs and parameters of an evaluated model, counted as ``pave flops`` counts them."""
+    patches = [model.patches[name] for name in model.active_patches]
+    method = "pave" if patches else ("ft" if model.has_lora else "base")
+    layout = SideLayout(frames=side.tokens.shape[0], grid=side.grid, dim=side.dim) if patches else "none"
+    lora_rank = model.base.peft_config["default"].r if model.has_lora else LORA_RANK
+    cost = account(
+        base, method, layout, frames=settings.num_frames,
+        patch_config=patches[0].config if patches else None, lora_rank=lora_rank,
+    )
+    # The live model's parameters; the trained ones are frozen after loading, so count by role.
+    trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or n.startswith("patches."))
+    return cost.with_parameters(ParameterCount(total=parameter_count(model).total, trainable=trainable))
+
+
+def _store(path):
+    from pave.sidechannels.store import FeatureStore
+
+    return FeatureStore(path)
+
+
+def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain_annotations: Path) -> Path:
+    """The tiny base, pre-trained (all weights) on visual questions only; cached by settings."""
+    key = json.dumps(
+        [BASE_REVISION, asdict(settings.data), asdict(settings.sizes), settings.seed, settings.num_frames, settings.pretrain_epochs, settings.pretrain_lr],
+        sort_keys=True,
+    )
+    target = cache_dir() / f"quickstart-base-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    if (target / "config.json").exists():
+        logger.info("using the cached pre-trained base in %s", target)
+        return target
+    scratch = target.with_name(target.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    save_tiny_model(scratch, settings.sizes, seed=settings.seed)
+    model = PatchedModel.from_base(str(scratch))
+    model.llava.requires_grad_(True)  # pre-training: every weight of the base learns
+    processor = VideoChatProcessor(
+        AutoTokenizer.from_pretrained(scratch), model.config, VideoPreprocessor.from_pretrained(str(scratch)), SYSTEM_PROMPT
+    )
+    samples = load_samples(TASK, [pretrain_annotations])
+    dataset = _InMemory(QADataset(samples, data_root, settings.num_frames))
+    recipe = load_recipe(
+        None,
+        [
+            f"train.output_dir={scratch / 'trainer'}",
+            f"train.epochs={settings.pretrain_epochs}",
+            f"train.learning_rate={settings.pretrain_lr}",
+            f"train.global_batch_size={settings.batch_size}",
+            f"train.per_device_batch_size={settings.batch_size}",
+            f"train.seed={settings.seed}",
+            "train.logging_steps=20",
+        ],
+    )
+    args = training_arguments(recipe.train, save_strategy="no")
+    Trainer(model=model, args=args, train_dataset=dataset, data_collator=QACollator(processor)).train()
+    model.llava.save_pretrained(scratch)
+    shutil.rmtree(scratch / "trainer", ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(scratch, target)  # tokenizer and preprocessor files came with save_tiny_model
+    return target
+
+
+class _InMemory(Dataset):
+    """Decode each item once: pre-training trains the vision tower, so frames, not tokens, are
+    fed every epoch, and decoding the same mp4 again each epoch would dominate the run."""
+
+    def __init__(self, inner: Dataset) -> None:
+        self.inner = inner
+        self.items: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> dict:
+        if index not in self.items:
+            self.items[index] = self.inner[index]
+        return self.items[index]
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def format_table(rows: list[dict]) -> str:
+    """The results as a markdown table shaped like the paper's Table 1."""
+    lines = [
+        "| Method | Visual Acc. | Audio Acc. | Audio-Visual Acc. | Overall Acc. | TFLOPs | Total / Trainable Params |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        acc = row["accuracy"]
+        tflops = f"{row['tflops']:.2e}"
+        lines.append(
+            f"| {row['method']} | {acc['visual']:.1f} | {acc['audio']:.1f} | {acc['audio_visual']:.1f} | "
+            f"{acc['overall']:.1f} | {tflops} | {_human(row['params_total'])} / {_human(row['params_trainable']) if row['params_trainable'] else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def _human(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
