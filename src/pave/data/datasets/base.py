@@ -81,8 +81,9 @@ class Sample:
         clip: (start, end) seconds of ``video`` the question is about, when the benchmark says.
         scene_id: ScanNet scene for 3D QA; frames live in ``<media root>/<scene_id>/``.
         exo_videos: extra camera views (Ego-Exo4D), relative to the media root.
-        side_channels: side-channel kind (``audio``, ``scene3d``, ``dense_video``, ``multiview``)
-            to the media it is extracted from (paths relative to the media root, or a scene id).
+        side_channels: side-channel kind (``audio``, ``video``, ``3d``, ``exo``, as ``pave
+            extract`` names them) to the media it is extracted from (paths relative to the
+            media root, or a scene id).
         groups: breakdown dimensions the benchmark reports accuracy by, e.g.
             ``{"duration": "short", "task_type": "OCR Problems"}``.
     """

@@ -52,7 +52,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     options=LEVELS,
                     video=_downscaled(views.text("ego")),
                     exo_videos=tuple(_downscaled(views.text(k)) for k in exo_keys),
-                    side_channels={"multiview": tuple(_downscaled(views.text(k)) for k in exo_keys)},
+                    side_channels={"exo": tuple(_downscaled(views.text(k)) for k in exo_keys)},
                     groups={"scenario": record.text("scenario_name")},
                 )
             )

@@ -55,7 +55,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     answers=(answer,),
                     history=tuple(turns[:-1]),
                     video=video,
-                    side_channels={"dense_video": (video,)},
+                    side_channels={"video": (video,)},
                     groups={"duration": match.group(1)} if match else {},
                 )
             )

@@ -34,7 +34,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     prompt=question,
                     answers=record.texts("answers", ()),
                     scene_id=scene_id,
-                    side_channels={"scene3d": (scene_id,)},
+                    side_channels={"3d": (scene_id,)},
                 )
             )
     return samples

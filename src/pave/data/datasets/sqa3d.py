@@ -79,7 +79,7 @@ def _sample(record: Record, reference: str) -> Sample:
         prompt=f"{record.text('situation')} {question}",
         answers=(reference,),
         scene_id=scene_id,
-        side_channels={"scene3d": (scene_id,)},
+        side_channels={"3d": (scene_id,)},
         groups={"type": question_type(question)},
     )
 

@@ -54,7 +54,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     options=options,
                     answer_letter=letter,
                     video=video,
-                    side_channels={"dense_video": (video,)},
+                    side_channels={"video": (video,)},
                     groups={name: record.text(name) for name in ("duration", "domain", "task_type")},
                 )
             )
