@@ -30,9 +30,9 @@ from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
 from pave.models.tiny import TinySizes, save_tiny_model
 from pave.sidechannels.extract import extract
-from pave.training.data import QACollator, QADataset, VisualTokenCache
+from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
 from pave.training.recipe import Recipe, load_recipe
-from pave.training.train import store_source, train
+from pave.training.train import train
 from pave.training.trainer import training_arguments
 
 logger = logging.getLogger(__name__)

@@ -39,7 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pave.data.datasets import AnnotationError, load_samples
-    from pave.evaluation import MissingDependencyError, PredictionsError, read_predictions, score
+    from pave.evaluation import (
+        MissingDependencyError,
+        PredictionsError,
+        format_report,
+        read_predictions,
+        score,
+    )
 
     try:
         samples = load_samples(args.task, args.annotations)
@@ -49,18 +55,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.write((json.dumps(result) if args.json else format_table(result)) + "\n")
+    sys.stdout.write((json.dumps(result) if args.json else format_report(result)) + "\n")
     return 0
-
-
-def format_table(result: dict) -> str:
-    """The metrics of a :func:`pave.evaluation.score` result as a markdown table, counts below."""
-    counts = result["counts"]
-    lines = [f"| {result['task']} | value |", "| --- | ---: |"]
-    lines += [f"| {name} | {value:.2f} |" for name, value in result["metrics"].items()]
-    lines.append("")
-    lines.append(
-        f"{counts['scored']} of {counts['samples']} samples scored; {counts['missing']} without a prediction, "
-        f"{counts['without_reference']} without a reference answer; {counts['unknown']} prediction(s) with unknown ids."
-    )
-    return "\n".join(lines)

@@ -17,6 +17,7 @@ from pave.evaluation.metrics import (
 from pave.evaluation.scoring import (
     SCORABLE_TASKS,
     PredictionsError,
+    format_report,
     read_predictions,
     score,
     write_predictions,
@@ -27,6 +28,7 @@ __all__ = [
     "SCORABLE_TASKS",
     "MissingDependencyError",
     "PredictionsError",
+    "format_report",
     "caption_metrics",
     "clean_answer",
     "exact_match",

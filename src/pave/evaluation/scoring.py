@@ -127,6 +127,26 @@ def score(task: str, samples: Sequence[Sample], predictions: Mapping[str, str]) 
     }
 
 
+def format_report(result: dict) -> str:
+    """The metrics of a :func:`score` result as a markdown table, counts (and cost, when the
+    report has one) below."""
+    counts = result["counts"]
+    lines = [f"| {result['task']} | value |", "| --- | ---: |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in result["metrics"].items()]
+    lines.append("")
+    lines.append(
+        f"{counts['scored']} of {counts['samples']} samples scored; {counts['missing']} without a prediction, "
+        f"{counts['without_reference']} without a reference answer; {counts['unknown']} prediction(s) with unknown ids."
+    )
+    if "cost" in result:
+        cost = result["cost"]
+        lines.append(
+            f"Prefill TFLOPs {cost['tflops_total']:.4g} (LLM {cost['tflops_llm']:.4g}, patch {cost['tflops_patch']:.4g}); "
+            f"parameters {cost['params_total']:,} total, {cost['params_trainable']:,} trained."
+        )
+    return "\n".join(lines)
+
+
 Protocol = Callable[[list[Sample], list[str]], dict[str, float]]
 
 

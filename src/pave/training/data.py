@@ -14,14 +14,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from pave.data.datasets.base import Sample
-from pave.data.media import sample_frames
+from pave.data.media import Frames, read_scan, sample_frames
 from pave.sidechannels.base import SideChannel
+from pave.sidechannels.store import FeatureStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,16 @@ def target_text(sample: Sample) -> str:
     if not sample.answers:
         raise ValueError(f"sample {sample.id} ({sample.source}) has no answer to train on")
     return sample.answers[0]
+
+
+def key_frames(path: Path, num_frames: int) -> Frames:
+    """``num_frames`` evenly spaced key frames of a video file, or of a scan folder's colour
+    images (3D QA); a scan with fewer frames repeats some, so every sample has the same T."""
+    if not path.is_dir():
+        return sample_frames(path, num_frames)
+    scan = read_scan(path, num_frames)
+    pick = np.linspace(0, len(scan.colors) - 1, num_frames).round().astype(int)
+    return Frames(scan.colors[pick], scan.timestamps[pick])
 
 
 class VisualTokenCache:
@@ -64,15 +76,21 @@ class VisualTokenCache:
         key = f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.num_frames}|{self.model.base_name}"
         return self.directory / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.safetensors"
 
-    def build(self, videos: Sequence[Path], batch_size: int = 8) -> None:
-        """Encode every video not cached yet (progress bar)."""
+    def build(
+        self, videos: Sequence[Path], batch_size: int = 8, load: Callable[[Path, int], Frames] | None = None
+    ) -> None:
+        """Encode every video (or scan folder) not cached yet, with a progress bar.
+
+        ``load(path, num_frames)`` gives the key frames (default: :func:`key_frames`).
+        """
+        load = load or key_frames
         todo = sorted({v for v in videos if not self.path(v).exists()})
         if not todo:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         for start in tqdm(range(0, len(todo), batch_size), desc="caching visual tokens", unit="batch"):
             chunk = todo[start : start + batch_size]
-            decoded = [sample_frames(v, self.num_frames) for v in chunk]
+            decoded = [load(v, self.num_frames) for v in chunk]
             pixels = torch.stack([self.preprocessor(d.frames) for d in decoded])
             device = next(self.model.llava.parameters()).device
             visual = self.model.encode_video(pixels.to(device))
@@ -116,11 +134,12 @@ class QADataset(Dataset):
         self.side_sources = dict(side_sources or {})
         self.visual_cache = visual_cache
         for sample in self.samples:
-            if sample.video is None:
-                raise ValueError(f"sample {sample.id} ({sample.source}) has no video")
+            if sample.video is None and sample.scene_id is None:
+                raise ValueError(f"sample {sample.id} ({sample.source}) has neither a video nor a scan")
 
     def video_path(self, sample: Sample) -> Path:
-        return self.media_root / sample.video
+        """The sample's video file, or its scan folder for 3D QA."""
+        return self.media_root / (sample.video if sample.video is not None else sample.scene_id)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -132,7 +151,7 @@ class QADataset(Dataset):
         if self.visual_cache is not None:
             item["visual"] = self.visual_cache.get(video)
         else:
-            frames = sample_frames(video, self.num_frames)
+            frames = key_frames(video, self.num_frames)
             item["frames"] = frames.frames
             item["frame_times"] = torch.as_tensor(frames.timestamps, dtype=torch.float32)
         item["side"] = {name: source(sample) for name, source in self.side_sources.items()}
@@ -182,3 +201,24 @@ def pad_side(channels: Sequence[SideChannel]) -> dict[str, torch.Tensor]:
         times[i, :n] = c.timestamps
         times[i, n:] = c.timestamps[-1]  # padded times stay sorted
     return {"tokens": tokens, "mask": mask, "times": times}
+
+
+def store_source(store: FeatureStore, channel: str) -> SideSource:
+    """Side tokens of a sample from a feature store.
+
+    A sample names its side media by path relative to the media root; ``pave extract`` keys
+    items by that path without its suffix (over a folder) or by the bare media name (over an
+    annotation file), so both are tried.
+    """
+
+    def source(sample: Sample) -> SideChannel:
+        refs = sample.side_channels.get(channel) or ((sample.video,) if sample.video else ())
+        tried = []
+        for ref in refs:
+            for key in (Path(ref).with_suffix("").as_posix(), Path(ref).stem, ref):
+                if key in store:
+                    return store.get(key)
+                tried.append(key)
+        raise KeyError(f"sample {sample.id}: no {channel} features in {store.path} (tried {tried})")
+
+    return source

@@ -11,12 +11,12 @@ import yaml
 from transformers import AutoTokenizer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from pave.data.datasets.base import Sample, load_samples
+from pave.data.datasets.base import load_samples
 from pave.models.patched import LORA_CONFIG_NAME, PatchedModel
 from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
 from pave.sidechannels.store import FeatureStore
-from pave.training.data import QACollator, QADataset, SideSource, VisualTokenCache
+from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
 from pave.training.recipe import Recipe
 from pave.training.trainer import PatchTrainer, bf16_available, training_arguments
 
@@ -69,27 +69,6 @@ def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
         preprocessor = None  # the processor falls back to the vision tower's input size
     processor = VideoChatProcessor(tokenizer, model.config, preprocessor, recipe.data.system_prompt)
     return model, processor
-
-
-def store_source(store: FeatureStore, channel: str) -> SideSource:
-    """Side tokens of a sample from a feature store.
-
-    A sample names its side media by path relative to the media root; ``pave extract`` keys
-    items by that path without its suffix (over a folder) or by the bare media name (over an
-    annotation file), so both are tried.
-    """
-
-    def source(sample: Sample) -> object:
-        refs = sample.side_channels.get(channel) or ((sample.video,) if sample.video else ())
-        tried = []
-        for ref in refs:
-            for key in (Path(ref).with_suffix("").as_posix(), Path(ref).stem, ref):
-                if key in store:
-                    return store.get(key)
-                tried.append(key)
-        raise KeyError(f"sample {sample.id}: no {channel} features in {store.path} (tried {tried})")
-
-    return source
 
 
 def train(recipe: Recipe) -> Path:

@@ -1,0 +1,76 @@
+"""``pave eval``: answer a benchmark with a base model or saved patches, then score it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.data.datasets.base import TASKS
+
+    parser = subparsers.add_parser(
+        "eval",
+        help="generate answers for a benchmark (resumable) and score them with its own protocol",
+        epilog=(
+            "example: pave eval --task music_avqa --annotations avqa-test.json --media-root data/music-avqa "
+            "--patch outputs/music_avqa_7b --features audio=features/music-avqa-audio --out eval/mavqa"
+        ),
+    )
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--annotations", required=True, nargs="+", help="the benchmark's official annotation file(s)")
+    parser.add_argument("--media-root", required=True, help="folder the annotations' media paths are relative to")
+    parser.add_argument("--patch", action="append", default=[], help="a saved patch directory (repeat to stack)")
+    parser.add_argument("--base", help="base model id or path (default: the one the first patch records)")
+    parser.add_argument(
+        "--features", action="append", default=[], metavar="NAME=STORE",
+        help="feature store of a side channel, e.g. audio=features/avsd-audio (repeat per channel)",
+    )
+    parser.add_argument("--out", required=True, help="folder for predictions.jsonl, metrics.json and metrics.md")
+    parser.add_argument(
+        "--frames", type=int, help="key frames per video (default: as the patch was trained, else 32)"
+    )
+    parser.add_argument("--system-prompt", help="system message (default: as the patch was trained)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--cache-visual-tokens", action="store_true", help="cache the vision tower's tokens in OUT")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from pave.evaluation.evaluate import evaluate
+    from pave.evaluation.scoring import format_report
+    from pave.models.patched import PatchedModel, recorded_base
+    from pave.models.preprocess import VideoPreprocessor
+    from pave.models.processor import VideoChatProcessor
+    from pave.training.recipe import load_recipe
+
+    features = dict(_pair(item) for item in args.features)
+    if not args.patch and not args.base:
+        raise SystemExit("pave eval: give --patch DIR (one or more) or --base MODEL")
+    base = args.base or recorded_base(args.patch[0])
+    model = PatchedModel.from_pretrained(args.patch, base=base) if args.patch else PatchedModel.from_base(base)
+    # Prompting as in training: the recipe saved beside the first patch, unless overridden.
+    trained = load_recipe(Path(args.patch[0]) / "recipe.yaml") if args.patch and (Path(args.patch[0]) / "recipe.yaml").exists() else None
+    frames = args.frames or (trained.model.num_frames if trained else 32)
+    system_prompt = args.system_prompt if args.system_prompt is not None else (trained.data.system_prompt if trained else None)
+    processor = VideoChatProcessor(
+        AutoTokenizer.from_pretrained(base), model.config, VideoPreprocessor.from_pretrained(base), system_prompt
+    )
+    report = evaluate(
+        model, processor, args.task, args.annotations, args.media_root, args.out, features,
+        num_frames=frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+        visual_cache=Path(args.out) / "visual-cache" if args.cache_visual_tokens else None,
+    )
+    print(format_report(report))
+    return 0
+
+
+def _pair(item: str) -> tuple[str, str]:
+    name, sep, path = item.partition("=")
+    if not sep or not name or not path:
+        raise SystemExit(f"pave eval: --features takes NAME=STORE, got {item!r}")
+    return name, path

@@ -1,0 +1,90 @@
+"""`evaluate`: answer a benchmark's questions with a (patched) model, then score them.
+
+Predictions are appended to ``OUT/predictions.jsonl`` as they are generated (a killed run
+resumes); the report goes to ``OUT/metrics.json`` and ``OUT/metrics.md`` with the FLOPs and
+parameters of the evaluated model, counted as ``pave flops`` counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pave.data.datasets.base import load_samples
+from pave.evaluation.runner import generate_predictions
+from pave.evaluation.scoring import format_report, score
+from pave.flops import LORA_RANK, ParameterCount, SideLayout, account, parameter_count
+from pave.sidechannels.base import SideChannel
+from pave.sidechannels.store import FeatureStore
+from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(
+    model,
+    processor,
+    task: str,
+    annotations: Sequence[str | Path],
+    media_root: str | Path,
+    out: str | Path,
+    features: Mapping[str, str | Path] | None = None,
+    num_frames: int = 32,
+    batch_size: int = 8,
+    max_new_tokens: int = 32,
+    visual_cache: str | Path | None = None,
+) -> dict:
+    """Generate (resumably) and score; returns the report written to ``out/metrics.json``.
+
+    Args:
+        model: a :class:`~pave.models.PatchedModel`.
+        processor: its :class:`~pave.models.processor.VideoChatProcessor`.
+        features: side channel name -> feature store, for every active patch's side channel.
+        visual_cache: a folder to cache the frozen vision tower's tokens in (reruns skip it).
+    """
+    out = Path(out)
+    samples = load_samples(task, list(annotations))
+    stores = {name: FeatureStore(path) for name, path in (features or {}).items()}
+    channels = sorted({model.patches[n].config.side_channel or n for n in model.active_patches})
+    missing = [c for c in channels if c not in stores]
+    if missing:
+        raise ValueError(f"the model's patches need side channel(s) {missing}; pass their feature stores")
+    sources = {c: store_source(stores[c], c) for c in channels}
+    cache = VisualTokenCache(visual_cache, model, processor.preprocessor, num_frames) if visual_cache else None
+    dataset = QADataset(samples, media_root, num_frames, sources, cache)
+    if cache is not None:
+        cache.build([dataset.video_path(s) for s in samples])
+    predictions = generate_predictions(
+        model, dataset, QACollator(processor, train=False), out / "predictions.jsonl",
+        batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{task} answers",
+    )
+    report = score(task, samples, predictions)
+    side = dataset[0]["side"] if channels else {}
+    report["cost"] = model_accounting(model, num_frames, side).to_dict()
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "metrics.md").write_text(format_report(report) + "\n")
+    return report
+
+
+def model_accounting(model, num_frames: int, side: Mapping[str, SideChannel]):
+    """FLOPs and parameters of a live patched model, counted as ``pave flops`` counts them.
+
+    FLOPs use the paper's convention (prefill with 40 text tokens) at the model's real side
+    lengths; parameters are the live model's, with LoRA and patches as the trainable ones.
+    """
+    patches = [model.patches[name] for name in model.active_patches]
+    method = "pave" if patches else ("ft" if model.has_lora else "base")
+    layout = "none"
+    if patches:
+        channel = side[patches[0].config.side_channel or model.active_patches[0]]
+        layout = SideLayout(frames=channel.tokens.shape[0], grid=channel.grid, dim=channel.dim)
+    lora_rank = model.base.peft_config["default"].r if model.has_lora else LORA_RANK
+    cost = account(
+        model.config, method, layout, frames=num_frames,
+        patch_config=patches[0].config if patches else None, lora_rank=lora_rank,
+    )
+    # Loaded adapters are frozen for inference, so the trainable ones are counted by role.
+    trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or n.startswith("patches."))
+    return cost.with_parameters(ParameterCount(total=parameter_count(model).total, trainable=trainable))
