@@ -105,10 +105,13 @@ def encode_video(model, pixel_values_videos: torch.Tensor) -> VisualTokens:
     return VisualTokens(tokens=tokens, query_features=query)
 
 
-def video_encoder_outputs(model, tokens: torch.Tensor) -> dict[str, BaseModelOutputWithPooling]:
+def video_encoder_outputs(
+    model, tokens: torch.Tensor, extra: torch.Tensor | None = None
+) -> dict[str, BaseModelOutputWithPooling]:
     """(B, T, h, w, C_v) tokens -> ``mm_encoder_outputs`` for forward/generate, with the model's
-    newline token appended to each video exactly as ``get_video_features`` does."""
+    newline token appended to each video exactly as ``get_video_features`` does, then the
+    adapters' ``extra`` tokens (B, N_x, C_v) if any."""
     batch = tokens.shape[0]
     newline = model.model.image_newline.to(tokens.dtype).expand(batch, 1, -1)
-    pooled = torch.cat((tokens.flatten(1, 3), newline), dim=1)
-    return {"video": BaseModelOutputWithPooling(pooler_output=pooled)}
+    parts = (tokens.flatten(1, 3), newline) if extra is None else (tokens.flatten(1, 3), newline, extra.to(tokens.dtype))
+    return {"video": BaseModelOutputWithPooling(pooler_output=torch.cat(parts, dim=1))}

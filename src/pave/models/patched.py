@@ -4,7 +4,12 @@ Data flow of one step (B samples, T key frames, (h, w) token grid, C_v LLM width
 
     pixel_values_videos (B, T, 3, S, S) --frozen vision tower--> VisualTokens (B, T, h, w, C_v)
     side inputs {name: SideInputs}  --each active patch-->  delta (B, T, h, w, C_v)
-    tokens + sum(deltas) --mm_encoder_outputs--> LLM (+ LoRA) --> logits / loss / generated ids
+    tokens + sum(deltas) --each active adapter--> grid (B, T', h', w', C_v) + extra (B, N_x, C_v)
+    [grid, newline, extra] --mm_encoder_outputs--> LLM (+ LoRA) --> logits / loss / generated ids
+
+Patches (kind ``pave``) add deltas and keep the token count; adapters (:mod:`pave.adapters`:
+interleave, Q-Former, pooling) run after them, in the order they were added, and may change it.
+The processor must then be built with :meth:`PatchedModel.token_layout`.
 
 A saved patch directory holds ``patch_config.json`` (kind + :class:`PatchConfig`),
 ``patch.safetensors`` and, when LoRA was trained with it, peft's ``adapter_config.json`` and
@@ -14,9 +19,11 @@ name and stack.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pave import __version__
+from pave.adapters import ADAPTER_KINDS, AdapterConfig, TokenAdapter, TokenLayout
 from pave.models import llava_onevision as family
 from pave.models.llava_onevision import VisualTokens
 from pave.patch import PatchAttention, PatchConfig, PavePatch
@@ -38,8 +46,9 @@ LORA_CONFIG_NAME = "adapter_config.json"
 LORA_WEIGHTS_NAME = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
-# Patch kinds: name -> (config class, module class). Alternatives register here.
-PATCH_KINDS: dict[str, tuple[type, type[nn.Module]]] = {"pave": (PatchConfig, PavePatch)}
+# Patch kinds: name -> (config class, module class). Adapters register through
+# ``pave.adapters.register_adapter``; this view sees them as they are added.
+PATCH_KINDS: Mapping[str, tuple[type, type[nn.Module]]] = ChainMap({"pave": (PatchConfig, PavePatch)}, ADAPTER_KINDS)
 
 
 @dataclass
@@ -139,11 +148,27 @@ class PatchedModel(nn.Module):
         defaults.update(overrides)
         return PatchConfig(**defaults)
 
-    def add_patch(self, name: str, patch: PatchConfig | nn.Module, trainable: bool = True) -> nn.Module:
-        """Add a patch (a config builds a new, zero-output one) under ``name``."""
+    def adapter_config(self, kind: str, **overrides) -> AdapterConfig:
+        """A config of adapter ``kind`` (see :mod:`pave.adapters`) sized for this base: the
+        fields it has among the LLM width (``output_dim``), the vision-feature width
+        (``query_dim``) and ``base_model`` come from the base; ``overrides`` set the rest."""
+        if kind not in ADAPTER_KINDS:
+            raise ValueError(f"unknown adapter kind {kind!r}; known: {sorted(ADAPTER_KINDS)}")
+        config_cls = ADAPTER_KINDS[kind][0]
+        known = {f.name for f in dataclasses.fields(config_cls)}
+        from_base = {
+            "output_dim": self.config.text_config.hidden_size,
+            "query_dim": family.query_dim(self.config, "vision"),
+            "base_model": self.base_name,
+        }
+        return config_cls(**{k: v for k, v in from_base.items() if k in known} | overrides)
+
+    def add_patch(self, name: str, patch: PatchConfig | AdapterConfig | nn.Module, trainable: bool = True) -> nn.Module:
+        """Add a patch or adapter under ``name``; a config builds a new module (a new patch's
+        output is zero)."""
         if name in self.patches:
             raise ValueError(f"a patch named {name!r} already exists")
-        module = PavePatch(patch) if isinstance(patch, PatchConfig) else patch
+        module = _module_for(patch) if isinstance(patch, (PatchConfig, AdapterConfig)) else patch
         self.check_compatible(module.config, source=name)
         module.to(next(self.llava.parameters()).device)
         module.requires_grad_(trainable)
@@ -176,21 +201,25 @@ class PatchedModel(nn.Module):
         finally:
             self._inactive = saved
 
-    def check_compatible(self, config: PatchConfig, source: str) -> None:
-        """Refuse a patch built for another base: widths and token grid must match."""
+    def check_compatible(self, config: PatchConfig | AdapterConfig, source: str) -> None:
+        """Refuse a patch or adapter built for another base: widths and token grid must match."""
         expected = {
             "output_dim (LLM hidden size)": self.config.text_config.hidden_size,
             "visual_grid": family.visual_grid(self.config),
         }
-        if config.query_source != "learnable":
-            expected["query_dim"] = family.query_dim(self.config, config.query_source)
-        actual = {
-            "output_dim (LLM hidden size)": config.output_dim,
-            "visual_grid": config.visual_grid or family.visual_grid(self.config),
-            "query_dim": config.query_dim,
-        }
+        if isinstance(config, AdapterConfig):
+            actual = config.base_requirements()
+            expected["query_dim"] = family.query_dim(self.config, "vision")
+        else:
+            if config.query_source != "learnable":
+                expected["query_dim"] = family.query_dim(self.config, config.query_source)
+            actual = {
+                "output_dim (LLM hidden size)": config.output_dim,
+                "visual_grid": config.visual_grid or family.visual_grid(self.config),
+                "query_dim": config.query_dim,
+            }
         for key, value in expected.items():
-            if actual[key] != value:
+            if key in actual and actual[key] != value:
                 raise ValueError(
                     f"{source}: patch has {key}={actual[key]} but the base model "
                     f"{self.base_name or ''} needs {value}; was it trained for another base "
@@ -201,6 +230,38 @@ class PatchedModel(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def token_layout(self) -> TokenLayout:
+        """How many LLM tokens a video becomes with the active adapters (for the processor)."""
+        layout = TokenLayout(grid=family.visual_grid(self.config))
+        for name in self.active_patches:
+            module = self.patches[name]
+            if isinstance(module, TokenAdapter):
+                layout = module.layout(layout)
+        return layout
+
+    @property
+    def side_channels(self) -> list[str]:
+        """Names of the side channels the active patches and adapters read."""
+        channels = {self._side_channel(name) for name in self.active_patches}
+        return sorted(c for c in channels if c is not None)
+
+    def set_lora_scale(self, scale: float) -> None:
+        """Scale the LoRA update at inference: W x + scale * (alpha / r) * B A x.
+
+        PLLaVA's post-optimization: 0 gives the base LLM, 1 the model as trained, values in
+        between mix the two (PLLaVA evaluates at 1/8 of the trained scale). Uses peft's
+        ``LoraLayer.set_scale``, which always multiplies the trained alpha / r, so calls do not
+        compound.
+        """
+        from peft.tuners.lora import LoraLayer
+
+        if not self.has_lora:
+            raise ValueError("this model has no LoRA adapter to scale")
+        for module in self.base.modules():
+            if isinstance(module, LoraLayer):
+                for adapter in module.scaling:
+                    module.set_scale(adapter, scale)
 
     # ----------------------------------------------------------------- computation
     def encode_video(self, pixel_values_videos: torch.Tensor, frame_times: torch.Tensor | None = None) -> VisualTokens:
@@ -225,10 +286,9 @@ class PatchedModel(nn.Module):
         tokens, attentions = visual.tokens, {}
         for name in self.active_patches:
             patch = self.patches[name]
-            key = patch.config.side_channel or name
-            if key not in side:
-                raise ValueError(f"patch {name!r} needs side channel {key!r}; given: {sorted(side) or 'none'}")
-            s = side[key]
+            if isinstance(patch, TokenAdapter):
+                continue
+            s = self._side_for(name, side)
             out = patch(
                 visual.tokens,
                 s.tokens,
@@ -243,13 +303,46 @@ class PatchedModel(nn.Module):
                 attentions[name] = out.attention
         return tokens, attentions
 
-    def _multimodal_inputs(self, pixel_values_videos, visual, side, frame_times) -> dict:
+    def adapted_tokens(
+        self, visual: VisualTokens, side: dict[str, SideInputs] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The video's LLM tokens: the patched grid (B, T', h', w', C_v) after every active
+        adapter, and the adapters' extra tokens (B, N_x, C_v) in order (None if there are none)."""
+        side = {name: SideInputs.coerce(value) for name, value in (side or {}).items()}
+        visual = VisualTokens.coerce(visual)
+        tokens, _ = self.patched_tokens(visual, side)
+        extras = []
+        for name in self.active_patches:
+            adapter = self.patches[name]
+            if not isinstance(adapter, TokenAdapter):
+                continue
+            s = self._side_for(name, side)
+            out = adapter(
+                tokens,
+                query_features=visual.query_features,
+                side=None if s is None else s.tokens,
+                side_mask=None if s is None else s.mask,
+            )
+            tokens = out.tokens
+            if out.extra is not None:
+                extras.append(out.extra)
+        return tokens, torch.cat(extras, dim=1) if extras else None
+
+    def _multimodal_inputs(self, input_ids, pixel_values_videos, visual, side, frame_times) -> dict:
         if visual is None:
             if pixel_values_videos is None:
                 raise ValueError("pass pixel_values_videos or precomputed visual tokens")
             visual = self.encode_video(pixel_values_videos, frame_times)
-        tokens, _ = self.patched_tokens(visual, side)
-        return family.video_encoder_outputs(self.llava, tokens.to(self.llava.dtype))
+        tokens, extra = self.adapted_tokens(visual, side)
+        outputs = family.video_encoder_outputs(self.llava, tokens.to(self.llava.dtype), extra)
+        produced = outputs["video"].pooler_output.shape[1]
+        placeholders = (input_ids == self.config.video_token_id).sum(dim=1)
+        if (placeholders != produced).any():
+            raise ValueError(
+                f"the prompts hold {placeholders.tolist()} video placeholders but the model gives "
+                f"{produced} tokens per video; build the processor with layout=model.token_layout()"
+            )
+        return outputs
 
     def forward(
         self,
@@ -273,7 +366,7 @@ class PatchedModel(nn.Module):
             input_ids=input_ids,
             attention_mask=attention_mask,
             labels=labels,
-            mm_encoder_outputs=self._multimodal_inputs(pixel_values_videos, visual, side, frame_times),
+            mm_encoder_outputs=self._multimodal_inputs(input_ids, pixel_values_videos, visual, side, frame_times),
             **kwargs,
         )
 
@@ -289,7 +382,7 @@ class PatchedModel(nn.Module):
         **generate_kwargs,
     ) -> torch.Tensor:
         """Generated token ids (B, new tokens); prompts must be left-padded for batches."""
-        mm = self._multimodal_inputs(pixel_values_videos, visual, side, frame_times)
+        mm = self._multimodal_inputs(input_ids, pixel_values_videos, visual, side, frame_times)
         out = self.base.generate(
             input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=mm, **generate_kwargs
         )
@@ -360,12 +453,14 @@ class PatchedModel(nn.Module):
         patch_dirs: str | Path | Iterable[str | Path],
         base: str | PatchedModel | None = None,
         trainable: bool = False,
+        lora_scale: float | None = None,
         **base_kwargs,
     ) -> PatchedModel:
         """Load one or more saved patches onto a base (default: the base recorded in the first patch).
 
         Patches stack: each adds its delta. LoRA comes from the last directory that has one (in
-        stage-wise training that adapter was trained with all earlier patches present).
+        stage-wise training that adapter was trained with all earlier patches present);
+        ``lora_scale`` scales its update (see :meth:`set_lora_scale`).
         """
         dirs = [Path(patch_dirs)] if isinstance(patch_dirs, (str, Path)) else [Path(d) for d in patch_dirs]
         if not dirs:
@@ -386,9 +481,24 @@ class PatchedModel(nn.Module):
             logger.warning("several patch directories hold a LoRA adapter; using the one in %s", lora_dirs[-1])
         if lora_dirs:
             model.load_lora(lora_dirs[-1], trainable=trainable)
+        if lora_scale is not None:
+            model.set_lora_scale(lora_scale)
         return model.eval()
 
     # ----------------------------------------------------------------- helpers
+    def _side_channel(self, name: str) -> str | None:
+        """The side channel a patch or adapter reads (its config's, else its own name), or None."""
+        config = self.patches[name].config
+        if isinstance(config, AdapterConfig) and not config.uses_side:
+            return None
+        return config.side_channel or name
+
+    def _side_for(self, name: str, side: dict[str, SideInputs]) -> SideInputs | None:
+        key = self._side_channel(name)
+        if key is not None and key not in side:
+            raise ValueError(f"patch {name!r} needs side channel {key!r}; given: {sorted(side) or 'none'}")
+        return None if key is None else side[key]
+
     def _require(self, name: str) -> nn.Module:
         if name not in self.patches:
             raise KeyError(f"no patch named {name!r}; patches: {list(self.patches) or 'none'}")
@@ -402,7 +512,7 @@ class PatchedModel(nn.Module):
         return candidates[0]
 
 
-def read_patch_config(directory: str | Path) -> tuple[PatchConfig, type[nn.Module], str]:
+def read_patch_config(directory: str | Path) -> tuple[PatchConfig | AdapterConfig, type[nn.Module], str]:
     """(config, module class, saved name) of a patch directory."""
     path = Path(directory) / PATCH_CONFIG_NAME
     if not path.exists():
@@ -433,6 +543,14 @@ def recorded_base(directory: str | Path) -> str:
     if not base:
         raise ValueError(f"{directory}: no base model recorded; pass base=...")
     return base
+
+
+def _module_for(config: PatchConfig | AdapterConfig) -> nn.Module:
+    """A new module of the kind whose config class ``config`` is."""
+    for config_cls, module_cls in PATCH_KINDS.values():
+        if type(config) is config_cls:
+            return module_cls(config)
+    raise ValueError(f"{type(config).__name__} is not the config of a registered patch kind")
 
 
 def _kind_of(module: nn.Module) -> str:

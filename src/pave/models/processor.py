@@ -2,7 +2,9 @@
 
 The tokenizer's own chat template renders the conversation; its single ``<video>`` placeholder is
 expanded to the number of visual tokens the model will scatter there (as transformers' processor
-does), and labels mask everything but the answer so only answer tokens count in the loss.
+does), and labels mask everything but the answer so only answer tokens count in the loss. Adapters
+that pool the visual tokens or add tokens of their own change that number: pass the model's
+:meth:`~pave.models.patched.PatchedModel.token_layout` as ``layout``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import Sequence
 
 import torch
 
-from pave.models.llava_onevision import num_video_tokens
+from pave.adapters import TokenLayout
+from pave.models.llava_onevision import visual_grid
 from pave.models.preprocess import VideoPreprocessor
 
 IGNORE_INDEX = -100
@@ -25,11 +28,20 @@ class VideoChatProcessor:
         config: the base model's ``LlavaOnevisionConfig``.
         preprocessor: frame preprocessing; defaults to the vision tower's input size.
         system_prompt: optional system message put before every question.
+        layout: the video's LLM tokens (grid, newline, extra); default: the base model's grid.
     """
 
-    def __init__(self, tokenizer, config, preprocessor: VideoPreprocessor | None = None, system_prompt: str | None = None):
+    def __init__(
+        self,
+        tokenizer,
+        config,
+        preprocessor: VideoPreprocessor | None = None,
+        system_prompt: str | None = None,
+        layout: TokenLayout | None = None,
+    ):
         self.tokenizer = tokenizer
         self.config = config
+        self.layout = layout or TokenLayout(grid=visual_grid(config))
         self.preprocessor = preprocessor or VideoPreprocessor(size=config.vision_config.image_size)
         self.system_prompt = system_prompt
         self.video_token = tokenizer.convert_ids_to_tokens(config.video_token_id)
@@ -43,7 +55,7 @@ class VideoChatProcessor:
             raise ValueError(f"the chat template must render exactly one {self.video_token} placeholder")
         before, after = text.split(self.video_token)
         encode = self._encode
-        return encode(before) + [self.config.video_token_id] * num_video_tokens(self.config, frames) + encode(after)
+        return encode(before) + [self.config.video_token_id] * self.layout.num_tokens(frames) + encode(after)
 
     def answer_ids(self, answer: str) -> list[int]:
         """Token ids of an answer followed by the end-of-turn token."""

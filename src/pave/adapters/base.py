@@ -1,0 +1,141 @@
+"""What every adapter shares: its config base class, its module interface, the token layout it
+changes, and the registry that makes it a patch kind.
+
+A PAVE patch adds a delta to the visual tokens and leaves their number alone. The adapters here
+are the alternatives the paper and the related systems use, and most of them change *which*
+tokens a video becomes in the LLM input. Legend: B samples, T key frames, (h, w) visual-token
+grid, C_v LLM width, C_q vision-feature width, T_s side frames, (s_h, s_w) side-token grid, C_s
+side-token width, N_x extra tokens.
+
+The LLM input of one video is always laid out as::
+
+    [T' x h' x w' grid tokens] [newline] [N_x extra tokens]
+
+where a pooling adapter shrinks the grid and interleave / Q-Former adapters append extra tokens.
+The processor must expand the ``<video>`` placeholder to exactly that many tokens, which
+:class:`TokenLayout` computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """How many LLM input tokens one video becomes.
+
+    Attributes:
+        grid: (h, w) visual tokens per frame.
+        frames: frames of the grid; None keeps the video's key frames T.
+        extra: tokens appended after the video's newline token.
+    """
+
+    grid: tuple[int, int]
+    frames: int | None = None
+    extra: int = 0
+
+    def grid_tokens(self, frames: int) -> int:
+        """T' * h' * w' for a video of ``frames`` key frames."""
+        return (self.frames or frames) * self.grid[0] * self.grid[1]
+
+    def num_tokens(self, frames: int) -> int:
+        """Placeholder tokens of a video of ``frames`` key frames: grid, newline, extra."""
+        return self.grid_tokens(frames) + 1 + self.extra
+
+
+@dataclass
+class AdapterOutput:
+    """tokens: (B, T', h', w', C_v), the grid the LLM sees; extra: (B, N_x, C_v) or None."""
+
+    tokens: torch.Tensor
+    extra: torch.Tensor | None = None
+
+
+@dataclass
+class AdapterConfig:
+    """Fields every adapter config has; subclasses add their own and are saved as JSON.
+
+    Args:
+        side_channel: name of the side channel the adapter reads (None: its own name).
+        base_model: id or path of the base model it was trained on.
+        pave_version: version of ``pave`` that wrote the config.
+    """
+
+    side_channel: str | None = None
+    base_model: str | None = None
+    pave_version: str = dataclasses.field(default_factory=lambda: _version())
+
+    @property
+    def uses_side(self) -> bool:
+        """Whether the adapter reads a side channel."""
+        return True
+
+    def base_requirements(self) -> dict[str, Any]:
+        """Facts about the base the adapter was built for, by label (checked on loading)."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> AdapterConfig:
+        """Build a config from a dict, refusing unknown keys (``source`` names where it came from)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source or cls.__name__}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**data)
+
+
+class TokenAdapter(nn.Module):
+    """Interface of an adapter: visual tokens (and side tokens) in, the video's LLM tokens out.
+
+    Subclasses set ``config`` and implement :meth:`forward` and :meth:`layout`.
+    """
+
+    config: AdapterConfig
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        *,
+        query_features: torch.Tensor | None = None,
+        side: torch.Tensor | None = None,
+        side_mask: torch.Tensor | None = None,
+    ) -> AdapterOutput:
+        """Args: tokens (B, T, h, w, C_v); query_features (B, T, h, w, C_q) vision features
+        before the projector; side (B, T_s, s_h, s_w, C_s) right-padded; side_mask (B, T_s)."""
+        raise NotImplementedError
+
+    def layout(self, layout: TokenLayout) -> TokenLayout:
+        """The token layout after this adapter, given the one before it."""
+        raise NotImplementedError
+
+
+# Adapter kinds: name -> (config class, module class). ``pave.models.patched.PATCH_KINDS`` sees them.
+ADAPTER_KINDS: dict[str, tuple[type[AdapterConfig], type[TokenAdapter]]] = {}
+_KIND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def register_adapter(kind: str, config_cls: type[AdapterConfig], module_cls: type[TokenAdapter]) -> None:
+    """Make ``kind`` a patch kind: saved adapters record it and loading dispatches on it."""
+    if not _KIND_NAME.match(kind):
+        raise ValueError(f"adapter kind {kind!r} must be lower case letters, digits, '-' or '_'")
+    if kind in ADAPTER_KINDS or kind == "pave":
+        raise ValueError(f"adapter kind {kind!r} is already registered")
+    if not (issubclass(config_cls, AdapterConfig) and issubclass(module_cls, TokenAdapter)):
+        raise TypeError(f"{kind}: expected an AdapterConfig and a TokenAdapter subclass")
+    ADAPTER_KINDS[kind] = (config_cls, module_cls)
+
+
+def _version() -> str:
+    from pave import __version__
+
+    return __version__
