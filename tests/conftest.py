@@ -14,3 +14,19 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_bench(tmp_path_factory):
+    """A small synthetic audio-visual benchmark with its audio features extracted.
+
+    Returns a dict: ``root`` (media root), ``train``/``test``/``pretrain`` (annotation files),
+    ``audio`` (feature store).
+    """
+    from pave.data.synthetic import SyntheticSpec, generate
+    from pave.sidechannels.extract import extract
+
+    root = tmp_path_factory.mktemp("synthetic")
+    paths = generate(root, SyntheticSpec(train_videos=8, test_videos=4, duration=4.0))
+    extract("audio", root / "MUSIC-AVQA-videos-Synthetic", root / "features" / "audio", progress=False)
+    return {"root": root, **paths, "audio": root / "features" / "audio"}

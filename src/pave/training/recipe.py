@@ -33,15 +33,24 @@ class ModelSection:
 
 @dataclass
 class PatchSection:
-    """The patch to train. ``method``: ``pave`` (patch + LoRA) or ``ft`` (LoRA only, no side
-    channel). ``side_channel`` names the feature store in ``data.features`` it reads.
-    ``init_patches``: saved patches loaded frozen before training (stage-wise multi-patch
-    training, paper Sec. 4.4). ``config``: PatchConfig overrides (e.g. ``num_layers: 3``)."""
+    """The patch or adapter to train (see docs/guides/adapters.md).
+
+    ``method``: ``pave`` (patch + LoRA), ``pave-learnable`` (the patch with learnable queries),
+    ``ft`` (LoRA only, no side channel), ``interleave`` (side tokens as extra LLM tokens),
+    ``qformer`` (Video-LLaMA's video and audio Q-Formers) or ``pooling`` (PLLaVA's pooling of
+    the visual tokens). ``side_channel`` names the feature store in ``data.features`` it reads
+    (``null`` gives a Q-Former without its audio branch). ``init_patches``: saved patches loaded
+    frozen before training (stage-wise multi-patch training, paper Sec. 4.4). ``init_from``: a
+    saved patch or adapter of the same method that the trained one starts from (and its LoRA,
+    if it has one), for multi-stage schedules such as Video-LLaMA's caption pre-alignment then
+    instruction tuning. ``config``: overrides of the method's config (``PatchConfig`` or the
+    adapter's, e.g. ``num_layers: 3``)."""
 
     method: str = "pave"
     name: str | None = None
     side_channel: str | None = "audio"
     init_patches: list[str] = field(default_factory=list)
+    init_from: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
 

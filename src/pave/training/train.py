@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 import yaml
 from transformers import AutoTokenizer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pave.data.datasets.base import load_samples
-from pave.models.patched import LORA_CONFIG_NAME, PatchedModel
+from pave.models.patched import LORA_CONFIG_NAME, PATCH_KINDS, PatchedModel, read_patch_config
 from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
 from pave.sidechannels.store import FeatureStore
@@ -23,6 +23,15 @@ from pave.training.trainer import PatchTrainer, bf16_available, training_argumen
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# patch.method -> the patch kind it trains (None: LoRA only).
+METHOD_KINDS = {
+    "ft": None,
+    "pave": "pave",
+    "pave-learnable": "pave",
+    "interleave": "interleave",
+    "qformer": "qformer",
+    "pooling": "pooling",
+}
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -34,41 +43,88 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 
 def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
-    """The base with frozen earlier patches, LoRA and the new patch, and its processor."""
+    """The base with frozen earlier patches, LoRA and the new patch or adapter, and its processor."""
+    if recipe.patch.method not in METHOD_KINDS:
+        raise ValueError(f"patch.method must be one of {sorted(METHOD_KINDS)}, got {recipe.patch.method!r}")
     model = PatchedModel.from_base(recipe.model.base, dtype=resolve_dtype(recipe.model.dtype))
     for directory in recipe.patch.init_patches:
         model.load_patch(directory, trainable=False)
     # Stage-wise training continues the LoRA trained with the earlier patches, if any.
-    init_lora = [d for d in recipe.patch.init_patches if (Path(d) / LORA_CONFIG_NAME).exists()]
+    starts = [*recipe.patch.init_patches, *([recipe.patch.init_from] if recipe.patch.init_from else [])]
+    init_lora = [d for d in starts if (Path(d) / LORA_CONFIG_NAME).exists()]
     if init_lora and recipe.lora.enabled:
         model.load_lora(init_lora[-1], trainable=True)
     elif recipe.lora.enabled:
         model.add_lora(r=recipe.lora.r, alpha=recipe.lora.alpha, dropout=recipe.lora.dropout)
-    if recipe.patch.method == "pave":
-        channel = recipe.patch.side_channel
-        if channel not in recipe.data.features:
-            raise ValueError(f"patch.side_channel={channel!r} has no feature store in data.features")
-        store = FeatureStore(recipe.data.features[channel])
-        if not len(store):
-            raise ValueError(f"{store.path}: the feature store is empty; run `pave extract` first")
-        first = store.get(store.ids()[0])
-        config = model.patch_config(
-            side_dim=first.dim,
-            side_channel=channel,
-            side_grid=first.grid,
-            side_encoder=first.encoder,
-            **recipe.patch.config,
-        )
-        model.add_patch(recipe.patch.name or channel, config)
-    elif recipe.patch.method != "ft":
-        raise ValueError(f"patch.method must be pave or ft, got {recipe.patch.method!r}")
+    add_method(model, recipe)
     tokenizer = AutoTokenizer.from_pretrained(recipe.model.base)
     try:
         preprocessor = VideoPreprocessor.from_pretrained(recipe.model.base)
     except OSError:
         preprocessor = None  # the processor falls back to the vision tower's input size
-    processor = VideoChatProcessor(tokenizer, model.config, preprocessor, recipe.data.system_prompt)
+    processor = VideoChatProcessor(
+        tokenizer, model.config, preprocessor, recipe.data.system_prompt, layout=model.token_layout()
+    )
     return model, processor
+
+
+def add_method(model: PatchedModel, recipe: Recipe) -> None:
+    """Add the trainable patch or adapter of ``patch.method`` (nothing for ``ft``), sized from
+    the base and from the first item of its side channel's feature store."""
+    section = recipe.patch
+    kind = METHOD_KINDS[section.method]
+    if kind is None:
+        return
+    if section.init_from:
+        if read_patch_config(section.init_from)[1] is not PATCH_KINDS[kind][1]:
+            raise ValueError(f"patch.init_from={section.init_from} does not hold a {kind!r} patch")
+        if section.config:
+            logger.warning("patch.config is ignored: the config comes with patch.init_from")
+        model.load_patch(section.init_from, name=section.name, trainable=True)
+        return
+    channel = section.side_channel
+    if kind in ("pave", "interleave") and channel is None:
+        raise ValueError(f"patch.method={section.method} needs patch.side_channel")
+    uses_side = kind != "pooling" and channel is not None
+    first = _first_side_item(recipe, channel) if uses_side else None
+    if kind == "pave":
+        overrides = {"query_source": "learnable"} if section.method == "pave-learnable" else {}
+        config = model.patch_config(
+            side_dim=first.dim,
+            side_channel=channel,
+            side_grid=first.grid,
+            side_encoder=first.encoder,
+            **(overrides | section.config),
+        )
+    else:
+        side_fields = {"side_dim": None} if kind == "qformer" else {}  # no channel: the video branch only
+        if uses_side:
+            side_fields = {"side_channel": channel, "side_dim": first.dim}
+            if kind == "interleave":
+                side_fields |= {"side_grid": first.grid, "side_frames": first.tokens.shape[0]}
+        config = model.adapter_config(kind, **(side_fields | section.config))
+    model.add_patch(section.name or (channel if uses_side else section.method), config)
+
+
+def _first_side_item(recipe: Recipe, channel: str):
+    if channel not in recipe.data.features:
+        raise ValueError(f"patch.side_channel={channel!r} has no feature store in data.features")
+    store = FeatureStore(recipe.data.features[channel])
+    if not len(store):
+        raise ValueError(f"{store.path}: the feature store is empty; run `pave extract` first")
+    return store.get(store.ids()[0])
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest checkpoint the Trainer finished writing (it writes ``trainer_state.json``
+    last), so a run killed while saving resumes from the previous one."""
+    folder = Path(output_dir)
+    steps = []
+    for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if folder.is_dir() else ():
+        suffix = path.name.rsplit("-", 1)[-1]
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            steps.append((int(suffix), path))
+    return str(max(steps)[1]) if steps else None
 
 
 def train(recipe: Recipe) -> Path:
@@ -87,7 +143,7 @@ def train(recipe: Recipe) -> Path:
     samples = load_samples(recipe.data.task, recipe.data.annotations)
     if recipe.data.limit is not None:
         samples = samples[: recipe.data.limit]
-    channels = {model.patches[n].config.side_channel or n for n in model.active_patches}
+    channels = set(model.side_channels)
     missing = sorted(channels - set(recipe.data.features))
     if missing:
         raise ValueError(f"data.features has no feature store for side channel(s) {missing}")
@@ -103,7 +159,7 @@ def train(recipe: Recipe) -> Path:
             cache.build([dataset.video_path(s) for s in samples])
 
     trainer = PatchTrainer(model=model, args=args, train_dataset=dataset, data_collator=QACollator(processor))
-    checkpoint = get_last_checkpoint(recipe.train.output_dir) if Path(recipe.train.output_dir).is_dir() else None
+    checkpoint = last_complete_checkpoint(recipe.train.output_dir)
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)

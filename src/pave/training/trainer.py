@@ -9,6 +9,7 @@ base's gigabytes), and ``_load_from_checkpoint`` loads them back into the live m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -65,8 +66,7 @@ def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> T
         seed=section.seed,
         data_seed=section.seed,
         bf16=bf16,
-        gradient_checkpointing=section.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        **_checkpointing(section.gradient_checkpointing),
         save_strategy="steps",
         save_steps=section.save_steps,
         save_total_limit=section.save_total_limit,
@@ -76,8 +76,17 @@ def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> T
         report_to=section.report_to,
         remove_unused_columns=False,
         label_names=["labels"],
-        ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
+        # Several processes without GPUs: accelerate runs DDP over gloo only when told it is on CPU.
+        use_cpu=world_size > 1 and not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
     )
     kwargs.update(extra)
     return TrainingArguments(**kwargs)
+
+
+def _checkpointing(enabled: bool) -> dict:
+    """Activation checkpointing arguments under whichever name this transformers uses."""
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False}}

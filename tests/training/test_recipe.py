@@ -1,0 +1,61 @@
+import pytest
+
+from pave import recipes
+from pave.training.recipe import Recipe, RecipeError, load_recipe
+
+
+def test_every_bundled_recipe_loads_with_the_papers_settings():
+    names = recipes.names()
+    for task in ("avsd", "avqa", "music_avqa", "scanqa", "sqa3d", "egoexo_proficiency", "llava_video"):
+        assert f"{task}_0.5b" in names and f"{task}_7b" in names
+    for name in names:
+        recipe = load_recipe(recipes.find(name))
+        assert isinstance(recipe, Recipe)
+        if name == "tiny_audio":
+            continue
+        assert recipe.train.learning_rate == 2e-5 and recipe.train.global_batch_size == 32
+        assert recipe.lora.r == 64 and recipe.lora.alpha == 16
+        assert recipe.model.base.startswith("llava-hf/llava-onevision-qwen2-")
+        assert recipe.train.epochs in (1.0, 2.0)
+    assert load_recipe(recipes.find("music_avqa_7b")).patch.config == {"num_layers": 3}
+    stacked = load_recipe(recipes.find("avsd_on_dense_video_7b"))
+    assert stacked.patch.init_patches == ["outputs/llava_video_7b"]
+    assert set(stacked.data.features) == {"audio", "video"}
+
+
+def test_overrides_are_typed():
+    recipe = load_recipe(None, ["train.learning_rate=1e-4", "lora.r=8", "data.annotations=[a.json, b.json]"])
+    assert recipe.train.learning_rate == 1e-4 and recipe.lora.r == 8
+    assert recipe.data.annotations == ["a.json", "b.json"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=1", "unknown key train.lr"),
+        ("nope.x=1", "unknown key nope"),
+        ("lora.r=1.5", "lora.r must be int"),
+        ("train.epochs=many", "train.epochs must be float"),
+        ("data.annotations=x.json", "data.annotations must be a list"),
+        ("patch.config=3", "patch.config must be a mapping"),
+        ("train", "expected key=value"),
+    ],
+)
+def test_bad_keys_and_types_are_named(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(None, [override])
+
+
+def test_bad_yaml_file_named(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  learning_rate: [1\n")
+    with pytest.raises(RecipeError, match="r.yaml: not valid YAML"):
+        load_recipe(path)
+    path.write_text("train:\n  warmup: 0.1\n")
+    with pytest.raises(RecipeError, match="unknown key train.warmup"):
+        load_recipe(path)
+
+
+def test_unknown_bundled_recipe():
+    with pytest.raises(FileNotFoundError, match="bundled: "):
+        recipes.find("no_such_recipe")

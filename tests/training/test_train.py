@@ -1,0 +1,153 @@
+"""Training on the tiny model: loss falls, base frozen, small checkpoints, exact resume, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pave import recipes
+from pave.models.patched import PatchedModel
+from pave.training.recipe import load_recipe
+from pave.training.train import train
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def overrides(tiny_model_dir, bench, out, *extra):
+    return [
+        f"model.base={tiny_model_dir}",
+        f"data.annotations=[{bench['train']}]",
+        f"data.media_root={bench['root']}",
+        f"data.features={{audio: {bench['audio']}}}",
+        f"train.output_dir={out}",
+        *extra,
+    ]
+
+
+def run_cli(args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "pave.cli", *args], env=env, **kwargs)
+
+
+def trained_weights(out: Path) -> dict[str, torch.Tensor]:
+    return {**load_file(out / "patch.safetensors"), **load_file(out / "adapter_model.safetensors")}
+
+
+def test_tiny_recipe_trains_loss_falls_base_frozen(tiny_model_dir, synthetic_bench, tmp_path):
+    out = tmp_path / "run"
+    recipe = load_recipe(recipes.find("tiny_audio"), overrides(tiny_model_dir, synthetic_bench, out, "train.max_steps=12"))
+    train(recipe)
+    state = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert len(losses) == 12 and sum(losses[-3:]) < sum(losses[:3]), losses
+    # Checkpoints hold the patch and LoRA only, never the frozen base.
+    files = {p.name for p in (out / "checkpoint-12").iterdir()}
+    assert {"patch.safetensors", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt"} <= files
+    assert "model.safetensors" not in files
+    # The base weights on disk are untouched, and the trained model loads on top of them.
+    model = PatchedModel.from_pretrained(out)
+    base = PatchedModel.from_base(str(tiny_model_dir)).llava.state_dict()
+    for key, value in model.llava.state_dict().items():
+        if "lora_" not in key:
+            plain = key.replace("base_layer.", "")
+            assert torch.equal(value, base[plain]), key
+    assert model.patches["audio"].output_norm.weight.abs().sum() > 0
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_model_dir, synthetic_bench, tmp_path):
+    args = ["train", "tiny_audio", "train.save_total_limit=null"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run_cli(args + overrides(tiny_model_dir, synthetic_bench, straight), stderr=subprocess.DEVNULL).wait(timeout=300)
+
+    proc = run_cli(args + overrides(tiny_model_dir, synthetic_bench, killed), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "patch.safetensors").exists()
+    resumed = run_cli(args + overrides(tiny_model_dir, synthetic_bench, killed), stderr=subprocess.PIPE, text=True)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    assert "resuming from" in err
+    a, b = trained_weights(straight), trained_weights(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5, msg=key)
+
+
+def test_bad_recipe_fails_before_training(tmp_path):
+    proc = run_cli(["train", "tiny_audio", "train.learnig_rate=1"], stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "unknown key train.learnig_rate" in err
+    assert "Loading weights" not in err
+
+
+def test_stagewise_second_patch_keeps_first_frozen(tiny_model_dir, synthetic_bench, tmp_path):
+    first = tmp_path / "first"
+    train(load_recipe(recipes.find("tiny_audio"), overrides(tiny_model_dir, synthetic_bench, first, "train.max_steps=2")))
+    second = tmp_path / "second"
+    recipe = load_recipe(
+        recipes.find("tiny_audio"),
+        overrides(
+            tiny_model_dir, synthetic_bench, second, "train.max_steps=2", "patch.name=audio2",
+            f"patch.init_patches=[{first}]",
+        ),
+    )
+    train(recipe)
+    model = PatchedModel.from_pretrained([first, second])
+    assert model.active_patches == ["audio", "audio2"]
+    frozen = load_file(first / "patch.safetensors")
+    for key, value in model.patches["audio"].state_dict().items():
+        assert torch.equal(value, frozen[key]), key
+    assert json.loads((second / "patch_config.json").read_text())["name"] == "audio2"
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tiny_model_dir, synthetic_bench, tmp_path):
+    """torchrun with 2 gloo processes: training runs, both ranks end identical, rank 0 writes."""
+    out, dumps = tmp_path / "ddp", tmp_path / "ranks"
+    dumps.mkdir()
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        "import os, sys\n"
+        "from safetensors.torch import save_file\n"
+        "from pave import recipes\n"
+        "from pave.training.recipe import load_recipe\n"
+        "from pave.training import train as t\n"
+        "captured = {}\n"
+        "original = t.PatchTrainer.train\n"
+        "def keep(self, *a, **k):\n"
+        "    result = original(self, *a, **k)\n"
+        "    captured['model'] = self.accelerator.unwrap_model(self.model)\n"
+        "    assert self.accelerator.distributed_type == 'MULTI_CPU', self.accelerator.distributed_type\n"
+        "    return result\n"
+        "t.PatchTrainer.train = keep\n"
+        "t.train(load_recipe(recipes.find('tiny_audio'), sys.argv[2:]))\n"
+        "state = {n: p.detach().contiguous() for n, p in captured['model'].named_parameters() if p.requires_grad}\n"
+        "save_file(state, os.path.join(sys.argv[1], f\"rank{os.environ['RANK']}.safetensors\"))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        str(script), str(dumps),
+        *overrides(tiny_model_dir, synthetic_bench, out, "train.max_steps=3", "train.per_device_batch_size=2"),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = load_file(dumps / "rank0.safetensors"), load_file(dumps / "rank1.safetensors")
+    assert rank0.keys() == rank1.keys() and rank0
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), (key, (rank0[key] - rank1[key]).abs().max())
+    assert (out / "patch.safetensors").exists() and (out / "checkpoint-2").is_dir()
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
