@@ -59,3 +59,13 @@ def test_bad_yaml_file_named(tmp_path):
 def test_unknown_bundled_recipe():
     with pytest.raises(FileNotFoundError, match="bundled: "):
         recipes.find("no_such_recipe")
+
+
+def test_shipped_deepspeed_config_is_zero2():
+    import json
+
+    from pave.training.trainer import DEEPSPEED_CONFIGS
+
+    config = json.loads(DEEPSPEED_CONFIGS["zero2"].read_text())
+    assert config["zero_optimization"]["stage"] == 2
+    assert config["train_micro_batch_size_per_gpu"] == "auto"  # filled in from the recipe by transformers

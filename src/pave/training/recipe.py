@@ -81,6 +81,7 @@ class DataSection:
 class TrainSection:
     """Optimisation (paper: AdamW, lr 2e-5, cosine schedule with 3% warm-up, global batch 32).
 
+    ``deepspeed``: a DeepSpeed config file, or ``zero2`` for the shipped ZeRO-2 config.
     ``global_batch_size`` is split into per-device batches and gradient accumulation steps over
     however many processes run. ``cache_visual_tokens`` encodes each video once with the frozen
     vision tower (exact: the tower is frozen and in eval mode) instead of every epoch, in

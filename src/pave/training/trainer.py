@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainingArguments
@@ -18,6 +19,9 @@ from transformers import Trainer, TrainingArguments
 from pave.training.recipe import TrainSection
 
 logger = logging.getLogger(__name__)
+
+# Shipped DeepSpeed configs, by the short name a recipe may give in ``train.deepspeed``.
+DEEPSPEED_CONFIGS = {"zero2": Path(__file__).with_name("deepspeed_zero2.json")}
 
 
 class PatchTrainer(Trainer):
@@ -72,7 +76,7 @@ def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> T
         save_total_limit=section.save_total_limit,
         logging_steps=section.logging_steps,
         dataloader_num_workers=section.dataloader_workers,
-        deepspeed=section.deepspeed,
+        deepspeed=str(DEEPSPEED_CONFIGS.get(section.deepspeed, section.deepspeed)) if section.deepspeed else None,
         report_to=section.report_to,
         remove_unused_columns=False,
         label_names=["labels"],
