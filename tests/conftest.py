@@ -1,4 +1,9 @@
-"""Shared fixtures: a tiny LLaVA-OneVision saved like a real checkpoint, once per session."""
+"""Shared fixtures: a tiny LLaVA-OneVision saved like a real checkpoint, once per session.
+
+Test folders have no ``__init__.py``, so pytest puts their parents on ``sys.path``: a test folder
+must not share a name with a package that libraries import (``tests/data/datasets`` once hid
+Hugging Face ``datasets`` from transformers' Trainer).
+"""
 
 import pytest
 import torch
