@@ -15,7 +15,7 @@ import sys
 from pave import __version__
 
 # Subcommand modules under pave.commands, in the order `pave --help` lists them.
-COMMANDS = ("quickstart", "train", "eval", "extract", "score", "ids", "flops")
+COMMANDS = ("quickstart", "train", "eval", "infer", "demo", "extract", "score", "ids", "flops")
 
 
 def build_parser() -> argparse.ArgumentParser:

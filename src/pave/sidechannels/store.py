@@ -26,6 +26,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import safetensors
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -43,6 +44,21 @@ def item_file_name(item_id: str) -> str:
     differ in their hash)."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id)[-80:].lstrip(".")
     return f"{readable}-{hashlib.sha1(item_id.encode()).hexdigest()[:12]}.safetensors"
+
+
+def read_item(path: str | Path) -> SideChannel:
+    """One item file of a store (``items/<name>.safetensors``), wherever it now lies."""
+    path = Path(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("pave", "null"))
+            tokens = f.get_tensor("tokens") if meta else None
+    except (OSError, json.JSONDecodeError, safetensors.SafetensorError) as exc:
+        raise ValueError(f"{path}: not a readable feature-store item ({exc})") from exc
+    if not meta:
+        raise ValueError(f"{path}: not a feature-store item (no 'pave' metadata; written by `pave extract`?)")
+    timestamps = torch.tensor(meta["timestamps"], dtype=torch.float32)
+    return SideChannel(tokens, timestamps, meta["kind"], meta["encoder"])
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -125,11 +141,7 @@ class FeatureStore:
     def get(self, item_id: str) -> SideChannel:
         if item_id not in self._items:
             raise KeyError(f"{self.path}: no features for item {item_id!r}")
-        with safe_open(self.path / self._items[item_id]["file"], framework="pt") as f:
-            meta = json.loads(f.metadata()["pave"])
-            tokens = f.get_tensor("tokens")
-        timestamps = torch.tensor(meta["timestamps"], dtype=torch.float32)
-        return SideChannel(tokens, timestamps, meta["kind"], meta["encoder"])
+        return read_item(self.path / self._items[item_id]["file"])
 
     def put(self, item_id: str, channel: SideChannel, source: str | None = None) -> None:
         """Write one item atomically (replacing an earlier version). Thread-safe. The index file
