@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pave.adapters.interleave.interleave import resample_side
+from pave.models.processor import VideoChatProcessor
 
 SIDE_FRAMES = 5
 
@@ -54,3 +55,11 @@ def test_wrong_side_width_is_named(harness):
     adapter = make(harness).patches["audio"]
     with pytest.raises(ValueError, match="side_dim 12"):
         adapter(torch.randn(1, 4, 4, 4, 64), side=torch.randn(1, 3, 1, 1, 8))
+
+
+def test_prompts_sized_for_the_base_are_refused(harness):
+    model = make(harness)
+    frames = [torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)]
+    batch = VideoChatProcessor(harness.tokenizer, model.config)(["what pitch?"], frames=frames)
+    with pytest.raises(ValueError, match=r"video placeholders but the model gives .*token_layout\(\)"):
+        model(**batch, side=harness.side((3,)))
