@@ -23,3 +23,11 @@ def test_every_command_has_a_handler():
     assert set(subparsers.choices) == set(COMMANDS)
     for name, sub in subparsers.choices.items():
         assert callable(sub.get_default("func")), name
+
+
+def test_public_api_imports_lazily():
+    import subprocess
+    import sys
+
+    code = "import sys, pave; assert 'transformers' not in sys.modules; pave.PatchConfig; pave.PatchedModel"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
