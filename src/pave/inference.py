@@ -414,7 +414,8 @@ def load_for_inference(
     """Load saved patches (stacked in the order given) on their base, with its processor.
 
     Args:
-        patches: patch directories (``PatchedModel.save_pretrained`` / ``pave train`` output).
+        patches: patch directories (``PatchedModel.save_pretrained`` / ``pave train`` output);
+            none for the base model alone (then ``base`` is required).
         base: base model id or path; default: the one the first patch records.
         num_frames, system_prompt: default: as the patches were trained (``recipe.yaml`` saved
             beside the first patch that has one), else 32 frames and no system prompt.
@@ -428,15 +429,16 @@ def load_for_inference(
     from pave.training.recipe import load_recipe
 
     dirs = [Path(p) for p in patches]
-    if not dirs:
-        raise ValueError("give at least one patch directory")
+    if not dirs and not base:
+        raise ValueError("give at least one patch directory, or a base model")
     base = base or recorded_base(dirs[0])
     recipes = [load_recipe(d / RECIPE_NAME) for d in dirs if (d / RECIPE_NAME).is_file()]
     if recipes:
         num_frames = num_frames or recipes[0].model.num_frames
         system_prompt = system_prompt if system_prompt is not None else recipes[0].data.system_prompt
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = PatchedModel.from_pretrained(dirs, base=base, dtype=dtype).to(device)
+    model = PatchedModel.from_pretrained(dirs, base=base, dtype=dtype) if dirs else PatchedModel.from_base(base, dtype=dtype)
+    model.to(device)
     processor = VideoChatProcessor(
         AutoTokenizer.from_pretrained(base),
         model.config,

@@ -39,30 +39,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from transformers import AutoTokenizer
-
     from pave.evaluation.evaluate import evaluate
     from pave.evaluation.scoring import format_report
-    from pave.models.patched import PatchedModel, recorded_base
-    from pave.models.preprocess import VideoPreprocessor
-    from pave.models.processor import VideoChatProcessor
-    from pave.training.recipe import load_recipe
+    from pave.inference import load_for_inference
 
     features = dict(_pair(item) for item in args.features)
     if not args.patch and not args.base:
         raise SystemExit("pave eval: give --patch DIR (one or more) or --base MODEL")
-    base = args.base or recorded_base(args.patch[0])
-    model = PatchedModel.from_pretrained(args.patch, base=base) if args.patch else PatchedModel.from_base(base)
-    # Prompting as in training: the recipe saved beside the first patch, unless overridden.
-    trained = load_recipe(Path(args.patch[0]) / "recipe.yaml") if args.patch and (Path(args.patch[0]) / "recipe.yaml").exists() else None
-    frames = args.frames or (trained.model.num_frames if trained else 32)
-    system_prompt = args.system_prompt if args.system_prompt is not None else (trained.data.system_prompt if trained else None)
-    processor = VideoChatProcessor(
-        AutoTokenizer.from_pretrained(base), model.config, VideoPreprocessor.from_pretrained(base), system_prompt
-    )
+    # Frames and system prompt default to those the patch was trained with (its recipe.yaml).
+    loaded = load_for_inference(args.patch, base=args.base, num_frames=args.frames, system_prompt=args.system_prompt)
     report = evaluate(
-        model, processor, args.task, args.annotations, args.media_root, args.out, features,
-        num_frames=frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+        loaded.model, loaded.processor, args.task, args.annotations, args.media_root, args.out, features,
+        num_frames=loaded.num_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
         visual_cache=Path(args.out) / "visual-cache" if args.cache_visual_tokens else None,
     )
     print(format_report(report))
