@@ -4,10 +4,15 @@ Steps: generate the benchmark (real mp4 files) -> extract the audio side channel
 built-in encoder -> get the tiny base model (pre-trained on visual questions only, cached) ->
 evaluate it zero-shot -> train LoRA without audio ("FT") -> train PAVE (patch + LoRA, with
 audio) -> evaluate both -> print a table shaped like the paper's Table 1.
+
+``methods`` picks any of :data:`METHODS`, which adds the paper's ablations (Table 4: PAVE with
+learnable queries, FT (interleave)) and the related systems' adapters (a Video-LLaMA Q-Former,
+PLLaVA pooling), each trained with LoRA on the same data and counted the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,7 +29,17 @@ from pave.data.datasets.base import load_samples
 from pave.data.synthetic import SyntheticSpec, generate
 from pave.evaluation.runner import generate_predictions
 from pave.evaluation.scoring import score
-from pave.flops import LORA_RANK, ParameterCount, SideLayout, account, parameter_count
+from pave.flops import (
+    LORA_RANK,
+    TEXT_TOKENS,
+    ParameterCount,
+    SideLayout,
+    account,
+    llm_prefill_flops,
+    load_base_config,
+    parameter_count,
+)
+from pave.models.llava_onevision import tokens_per_frame
 from pave.models.patched import PatchedModel
 from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
@@ -42,6 +57,17 @@ MODALITIES = {"visual": "Visual", "audio": "Audio", "audio_visual": "Audio-Visua
 SYSTEM_PROMPT = "Answer the question about the video with one word."
 # Bumped whenever the tiny base or its pre-training changes, so cached bases are not reused.
 BASE_REVISION = 3
+# Method -> its row label; every one but zero-shot is trained with LoRA (``patch.method``).
+METHODS = {
+    "zero-shot": "Zero-shot",
+    "ft": "FT",
+    "interleave": "FT (interleave)",
+    "pave-learnable": "PAVE (learnable)",
+    "pave": "PAVE",
+    "qformer": "Q-Former (Video-LLaMA)",
+    "pooling": "Pooling (PLLaVA)",
+}
+DEFAULT_METHODS = ("zero-shot", "ft", "pave")
 
 
 @dataclass
@@ -61,6 +87,12 @@ class QuickstartSettings:
     batch_size: int = 16
     lora_r: int = 16
     patch: dict = field(default_factory=lambda: {"hidden_dim": 64, "num_heads": 4, "ffn_dim": 128, "output_mlp_dim": 128})
+    # Video-LLaMA's shape (2 layers, 32 + 8 queries) scaled down to the tiny base's widths.
+    qformer: dict = field(
+        default_factory=lambda: {"hidden_size": 32, "num_heads": 4, "intermediate_size": 64, "video_queries": 8, "side_queries": 4, "max_side_frames": 16}
+    )
+    # PLLaVA halves each side of the grid and keeps every frame: 4 x 4 -> 2 x 2 on the tiny base.
+    pooling: dict = field(default_factory=lambda: {"grid": [2, 2]})
 
     @classmethod
     def fast(cls, **overrides) -> QuickstartSettings:
@@ -76,32 +108,37 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def run(settings: QuickstartSettings) -> dict:
-    """Run the whole pipeline; returns (and writes to ``OUT/results.json``) the table's rows."""
+def run(settings: QuickstartSettings, methods=DEFAULT_METHODS) -> dict:
+    """Run the whole pipeline for ``methods`` (keys of :data:`METHODS`, in the table's order);
+    returns (and writes to ``OUT/results.json``) the table's rows."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown quickstart method(s) {unknown}; choose from {', '.join(METHODS)}")
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     log_handler = logging.FileHandler(out / "quickstart.log", mode="w")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("pave").addHandler(log_handler)
     try:
-        return _run(settings, out)
+        return _run(settings, out, [m for m in METHODS if m in methods])
     finally:
         logging.getLogger("pave").removeHandler(log_handler)
         log_handler.close()
 
 
-def _run(settings: QuickstartSettings, out: Path) -> dict:
+def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
     torch.manual_seed(settings.seed)
     _forget_stale_results(settings, out)
     data_root = out / "data"
-    logger.info("[1/6] synthetic audio-visual benchmark in %s", data_root)
+    steps = len(methods) + 3
+    logger.info("[1/%d] synthetic audio-visual benchmark in %s", steps, data_root)
     annotations = generate(data_root, settings.data)
-    logger.info("[2/6] audio side channel (built-in log-mel encoder)")
+    logger.info("[2/%d] audio side channel (built-in log-mel encoder)", steps)
     audio_store = data_root / "features" / "audio"
     summary = extract("audio", data_root / "MUSIC-AVQA-videos-Synthetic", audio_store, progress=True)
     if summary.failed:
         raise RuntimeError(f"audio extraction failed for {len(summary.failed)} videos: {summary.failed}")
-    logger.info("[3/6] base model")
+    logger.info("[3/%d] base model", steps)
     base = settings.base or str(pretrained_tiny_base(settings, data_root, annotations["pretrain"]))
 
     def recipe(method: str) -> Recipe:
@@ -127,18 +164,20 @@ def _run(settings: QuickstartSettings, out: Path) -> dict:
             "train.logging_steps=20",
             f"train.visual_cache_dir={out / 'visual-cache'}",
         ]
-        return load_recipe(None, overrides) if method == "ft" else _with_patch(load_recipe(None, overrides), settings)
+        return _with_method(load_recipe(None, overrides), method, settings)
 
-    rows = []
-    logger.info("[4/6] zero-shot evaluation of the base")
-    rows.append(_evaluate("Zero-shot", PatchedModel.from_base(base), base, settings, data_root, annotations, audio_store, out))
-    logger.info("[5/6] FT: LoRA fine-tuning without the side channel")
-    ft_dir = train(recipe("ft"))
-    rows.append(_evaluate("FT", PatchedModel.from_pretrained(ft_dir, base=base), base, settings, data_root, annotations, audio_store, out))
-    logger.info("[6/6] PAVE: patch + LoRA with audio")
-    pave_dir = train(recipe("pave"))
-    rows.append(_evaluate("PAVE", PatchedModel.from_pretrained(pave_dir, base=base), base, settings, data_root, annotations, audio_store, out))
-    results = {"settings": _jsonable(asdict(settings)), "patch_dir": str(pave_dir), "rows": rows}
+    rows, trained = [], {}
+    for step, method in enumerate(methods, start=4):
+        label = METHODS[method]
+        if method == "zero-shot":
+            logger.info("[%d/%d] zero-shot evaluation of the base", step, steps)
+            model = PatchedModel.from_base(base)
+        else:
+            logger.info("[%d/%d] %s: training, then evaluation", step, steps, label)
+            trained[method] = train(recipe(method))
+            model = PatchedModel.from_pretrained(trained[method], base=base)
+        rows.append(_evaluate(method, model, base, settings, data_root, annotations, audio_store, out))
+    results = {"settings": _jsonable(asdict(settings)), "patch_dir": str(trained.get("pave", "")), "rows": rows}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
@@ -149,58 +188,100 @@ def _forget_stale_results(settings: QuickstartSettings, out: Path) -> None:
     current = _jsonable(asdict(settings))
     if record.exists() and json.loads(record.read_text()) != current:
         logger.info("%s holds a run with other settings; starting its models and predictions afresh", out)
-        for stale in ("ft", "pave", "visual-cache"):
+        for stale in (*(m for m in METHODS if m != "zero-shot"), "visual-cache"):
             shutil.rmtree(out / stale, ignore_errors=True)
         for stale in out.glob("predictions_*.jsonl"):
             stale.unlink()
     record.write_text(json.dumps(current, indent=2) + "\n")
 
 
-def _with_patch(recipe: Recipe, settings: QuickstartSettings) -> Recipe:
+def _with_method(recipe: Recipe, method: str, settings: QuickstartSettings) -> Recipe:
+    """The recipe's patch section for a method: the patch or adapter sizes of ``settings``."""
     recipe.patch.side_channel = "audio"
-    recipe.patch.config = dict(settings.patch)
+    recipe.patch.config = dict(
+        {"pave": settings.patch, "pave-learnable": settings.patch, "qformer": settings.qformer, "pooling": settings.pooling}.get(method, {})
+    )
     return recipe
 
 
 def _evaluate(method, model, base, settings, data_root, annotations, audio_store, out) -> dict:
     """Answer the test split and score it with Music-AVQA's protocol."""
     tokenizer = AutoTokenizer.from_pretrained(base)
-    processor = VideoChatProcessor(tokenizer, model.config, VideoPreprocessor.from_pretrained(base), SYSTEM_PROMPT)
+    processor = VideoChatProcessor(
+        tokenizer, model.config, VideoPreprocessor.from_pretrained(base), SYSTEM_PROMPT, layout=model.token_layout()
+    )
     samples = load_samples(TASK, [annotations["test"]])
     cache = VisualTokenCache(out / "visual-cache", model, processor.preprocessor, settings.num_frames)
     dataset = QADataset(samples, data_root, settings.num_frames, {"audio": store_source(_store(audio_store), "audio")}, cache)
     cache.build([dataset.video_path(s) for s in samples])
-    slug = method.lower().replace("-", "_")
+    slug = method.replace("-", "_")
     predictions = generate_predictions(
         model, dataset, QACollator(processor, train=False), out / f"predictions_{slug}.jsonl",
-        batch_size=settings.batch_size, max_new_tokens=4, desc=f"{method} answers",
+        batch_size=settings.batch_size, max_new_tokens=4, desc=f"{METHODS[method]} answers",
     )
     metrics = score(TASK, samples, predictions)["metrics"]
     accuracy = {key: metrics.get(f"accuracy/modality={name}", 0.0) for key, name in MODALITIES.items()}
     accuracy["overall"] = metrics.get("accuracy", 0.0)
-    cost = _accounting(model, base, settings, dataset[0]["side"]["audio"])
+    cost = _accounting(model, method, base, settings, dataset[0])
     return {
-        "method": method,
+        "method": METHODS[method],
         "accuracy": accuracy,
+        "llm_tokens": cost.llm_tokens,
         "tflops": cost.tflops_total,
         "params_total": cost.params_total,
         "params_trainable": cost.params_trainable,
     }
 
 
-def _accounting(model, base, settings, side):
-    """FLOPs and parameters of an evaluated model, counted as ``pave flops`` counts them."""
-    patches = [model.patches[name] for name in model.active_patches]
-    method = "pave" if patches else ("ft" if model.has_lora else "base")
-    layout = SideLayout(frames=side.tokens.shape[0], grid=side.grid, dim=side.dim) if patches else "none"
+def _accounting(model, method, base, settings, item):
+    """FLOPs and parameters of an evaluated model, counted as ``pave flops`` counts them.
+
+    ``pave.flops`` knows every method but the Q-Former and pooling. For those two the LLM's
+    prefill uses the same formula at the adapter's real number of LLM tokens; the Q-Former's own
+    FLOPs are its matrix products, counted by ``FlopCounterMode`` over one forward pass on this
+    item (norms, softmax and GELU not counted), and pooling costs one add per visual-token
+    channel it averages.
+    """
+    side = item["side"]["audio"]
     lora_rank = model.base.peft_config["default"].r if model.has_lora else LORA_RANK
-    cost = account(
-        base, method, layout, frames=settings.num_frames,
-        patch_config=patches[0].config if patches else None, lora_rank=lora_rank,
-    )
+    adapter = model.patches[model.active_patches[0]] if model.active_patches else None
+    if method in ("qformer", "pooling"):
+        cost = _adapter_accounting(model, method, base, settings, item, lora_rank)
+    else:
+        flops_method = {"zero-shot": "base"}.get(method, method)
+        frames = adapter.config.side_frames if method == "interleave" else side.tokens.shape[0]
+        layout = "none" if adapter is None else SideLayout(frames=frames, grid=side.grid, dim=side.dim)
+        patch_config = adapter.config if method in ("pave", "pave-learnable") else None
+        cost = account(
+            base, flops_method, layout, frames=settings.num_frames, patch_config=patch_config, lora_rank=lora_rank
+        )
     # The live model's parameters; the trained ones are frozen after loading, so count by role.
     trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or n.startswith("patches."))
     return cost.with_parameters(ParameterCount(total=parameter_count(model).total, trainable=trainable))
+
+
+def _adapter_accounting(model, method, base, settings, item, lora_rank):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    frames = settings.num_frames
+    layout = model.token_layout()
+    # As pave.flops counts: the visual grid and the extra tokens, not the newline, plus the prompt.
+    llm_tokens = layout.grid_tokens(frames) + layout.extra + TEXT_TOKENS
+    visual = {k: v[None] for k, v in item["visual"].items()}
+    side = item["side"]["audio"]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.adapted_tokens(visual, {"audio": {"tokens": side.tokens[None]}})
+    flops_adapter = counter.get_total_flops()
+    if method == "pooling":  # FlopCounterMode does not count pooling
+        flops_adapter += frames * tokens_per_frame(model.config) * model.config.text_config.hidden_size
+    ft = account(base, "ft", "none", frames=frames, lora_rank=lora_rank)
+    return dataclasses.replace(
+        ft,
+        method=method,
+        llm_tokens=llm_tokens,
+        flops_llm=llm_prefill_flops(load_base_config(base).text_config, llm_tokens),
+        flops_patch=flops_adapter,
+    )
 
 
 def _store(path):
@@ -272,17 +353,17 @@ def _jsonable(value):
 
 
 def format_table(rows: list[dict]) -> str:
-    """The results as a markdown table shaped like the paper's Table 1."""
+    """The results as a markdown table shaped like the paper's Tables 1 and 4."""
     lines = [
-        "| Method | Visual Acc. | Audio Acc. | Audio-Visual Acc. | Overall Acc. | TFLOPs | Total / Trainable Params |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| Method | Visual Acc. | Audio Acc. | Audio-Visual Acc. | Overall Acc. | LLM tokens | TFLOPs | Total / Trainable Params |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         acc = row["accuracy"]
         tflops = f"{row['tflops']:.2e}"
         lines.append(
             f"| {row['method']} | {acc['visual']:.1f} | {acc['audio']:.1f} | {acc['audio_visual']:.1f} | "
-            f"{acc['overall']:.1f} | {tflops} | {_human(row['params_total'])} / {_human(row['params_trainable']) if row['params_trainable'] else '-'} |"
+            f"{acc['overall']:.1f} | {row['llm_tokens']} | {tflops} | {_human(row['params_total'])} / {_human(row['params_trainable']) if row['params_trainable'] else '-'} |"
         )
     return "\n".join(lines)
 

@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generate a synthetic audio-visual QA benchmark (real mp4 files), extract its audio side "
             "channel, pre-train (once, cached) a tiny LLaVA-OneVision on visual questions, then compare "
-            "zero-shot, LoRA fine-tuning without audio (FT) and PAVE (patch + LoRA with audio)."
+            "zero-shot, LoRA fine-tuning without audio (FT) and PAVE (patch + LoRA with audio). "
+            "--methods adds the paper's ablations and the related systems' adapters."
         ),
     )
     parser.add_argument("--out", default="outputs/quickstart", help="output folder (default: %(default)s)")
@@ -27,6 +28,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a real LLaVA-OneVision model id or path instead of the tiny built-in base",
     )
     parser.add_argument("--fast", action="store_true", help="a much smaller run (seconds), for smoke tests")
+    parser.add_argument(
+        "--methods",
+        default="zero-shot,ft,pave",
+        help=(
+            "comma-separated methods, from zero-shot, ft, interleave (FT (interleave)), pave-learnable, "
+            "pave, qformer (Video-LLaMA), pooling (PLLaVA) (default: %(default)s)"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -36,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     settings = QuickstartSettings.fast() if args.fast else QuickstartSettings()
     settings.out, settings.seed, settings.base = args.out, args.seed, args.base
     settings.data.seed = args.seed
-    results = run(settings)
+    results = run(settings, methods=[m.strip() for m in args.methods.split(",") if m.strip()])
     print(format_table(results["rows"]))
-    print(f"\nresults: {settings.out}/results.json   patch: {results['patch_dir']}")
+    print(f"\nresults: {settings.out}/results.json" + (f"   patch: {results['patch_dir']}" if results["patch_dir"] else ""))
     logger.debug("%s", json.dumps(results["rows"]))
     return 0
