@@ -135,7 +135,9 @@ class Answerer:
         needs: dict[str, SideRequirement] = {}
         for name in self.model.active_patches:
             config = self.model.patches[name].config
-            channel = config.side_channel or name
+            channel = self.model.side_channel_of(name)
+            if channel is None:  # an adapter that reads no side channel (pooling)
+                continue
             need = needs.setdefault(channel, SideRequirement(channel, config.side_encoder, config.side_dim))
             need.patches.append(name)
         return needs
@@ -304,7 +306,7 @@ class Answerer:
         patch = patch or next(iter(attention))
         if patch not in attention:
             raise KeyError(f"no active patch named {patch!r}; active: {sorted(attention)}")
-        channel = self.model.patches[patch].config.side_channel or patch
+        channel = self.model.side_channel_of(patch)
         grid = tuple(inputs.visual.tokens.shape[2:4])
         key_frame = inputs.visual.tokens.shape[1] // 2 if key_frame is None else key_frame
         reduce = dict(queries=queries, layer=layer, head=head)
@@ -444,6 +446,7 @@ def load_for_inference(
         model.config,
         VideoPreprocessor.from_pretrained(base),
         system_prompt,
+        layout=model.token_layout(),
     )
     logger.info("loaded patch(es) %s on %s (%s)", model.active_patches, base, device)
     return Answerer(model, processor, num_frames or DEFAULT_FRAMES, encoder_options)

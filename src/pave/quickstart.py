@@ -12,7 +12,6 @@ PLLaVA pooling), each trained with LoRA on the same data and counted the same wa
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -27,19 +26,9 @@ from transformers import AutoTokenizer, Trainer
 
 from pave.data.datasets.base import load_samples
 from pave.data.synthetic import SyntheticSpec, generate
+from pave.evaluation.cost import model_accounting
 from pave.evaluation.runner import generate_predictions
 from pave.evaluation.scoring import score
-from pave.flops import (
-    LORA_RANK,
-    TEXT_TOKENS,
-    ParameterCount,
-    SideLayout,
-    account,
-    llm_prefill_flops,
-    load_base_config,
-    parameter_count,
-)
-from pave.models.llava_onevision import tokens_per_frame
 from pave.models.patched import PatchedModel
 from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
@@ -96,7 +85,7 @@ class QuickstartSettings:
 
     @classmethod
     def fast(cls, **overrides) -> QuickstartSettings:
-        settings = cls(data=SyntheticSpec(train_videos=32, test_videos=8), pretrain_epochs=2.0, epochs=2.0)
+        settings = cls(data=SyntheticSpec(train_videos=32, test_videos=8), pretrain_epochs=12.0, epochs=6.0)
         for key, value in overrides.items():
             setattr(settings, key, value)
         return settings
@@ -118,11 +107,16 @@ def run(settings: QuickstartSettings, methods=DEFAULT_METHODS) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     log_handler = logging.FileHandler(out / "quickstart.log", mode="w")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("pave").addHandler(log_handler)
+    pave_logger = logging.getLogger("pave")
+    level = pave_logger.level
+    # The log file gets the progress messages even when the caller's logging is quieter.
+    pave_logger.setLevel(min(pave_logger.getEffectiveLevel(), logging.INFO))
+    pave_logger.addHandler(log_handler)
     try:
         return _run(settings, out, [m for m in METHODS if m in methods])
     finally:
-        logging.getLogger("pave").removeHandler(log_handler)
+        pave_logger.removeHandler(log_handler)
+        pave_logger.setLevel(level)
         log_handler.close()
 
 
@@ -222,7 +216,7 @@ def _evaluate(method, model, base, settings, data_root, annotations, audio_store
     metrics = score(TASK, samples, predictions)["metrics"]
     accuracy = {key: metrics.get(f"accuracy/modality={name}", 0.0) for key, name in MODALITIES.items()}
     accuracy["overall"] = metrics.get("accuracy", 0.0)
-    cost = _accounting(model, method, base, settings, dataset[0])
+    cost = model_accounting(model, settings.num_frames, dataset[0])
     return {
         "method": METHODS[method],
         "accuracy": accuracy,
@@ -231,57 +225,6 @@ def _evaluate(method, model, base, settings, data_root, annotations, audio_store
         "params_total": cost.params_total,
         "params_trainable": cost.params_trainable,
     }
-
-
-def _accounting(model, method, base, settings, item):
-    """FLOPs and parameters of an evaluated model, counted as ``pave flops`` counts them.
-
-    ``pave.flops`` knows every method but the Q-Former and pooling. For those two the LLM's
-    prefill uses the same formula at the adapter's real number of LLM tokens; the Q-Former's own
-    FLOPs are its matrix products, counted by ``FlopCounterMode`` over one forward pass on this
-    item (norms, softmax and GELU not counted), and pooling costs one add per visual-token
-    channel it averages.
-    """
-    side = item["side"]["audio"]
-    lora_rank = model.base.peft_config["default"].r if model.has_lora else LORA_RANK
-    adapter = model.patches[model.active_patches[0]] if model.active_patches else None
-    if method in ("qformer", "pooling"):
-        cost = _adapter_accounting(model, method, base, settings, item, lora_rank)
-    else:
-        flops_method = {"zero-shot": "base"}.get(method, method)
-        frames = adapter.config.side_frames if method == "interleave" else side.tokens.shape[0]
-        layout = "none" if adapter is None else SideLayout(frames=frames, grid=side.grid, dim=side.dim)
-        patch_config = adapter.config if method in ("pave", "pave-learnable") else None
-        cost = account(
-            base, flops_method, layout, frames=settings.num_frames, patch_config=patch_config, lora_rank=lora_rank
-        )
-    # The live model's parameters; the trained ones are frozen after loading, so count by role.
-    trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or n.startswith("patches."))
-    return cost.with_parameters(ParameterCount(total=parameter_count(model).total, trainable=trainable))
-
-
-def _adapter_accounting(model, method, base, settings, item, lora_rank):
-    from torch.utils.flop_counter import FlopCounterMode
-
-    frames = settings.num_frames
-    layout = model.token_layout()
-    # As pave.flops counts: the visual grid and the extra tokens, not the newline, plus the prompt.
-    llm_tokens = layout.grid_tokens(frames) + layout.extra + TEXT_TOKENS
-    visual = {k: v[None] for k, v in item["visual"].items()}
-    side = item["side"]["audio"]
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.adapted_tokens(visual, {"audio": {"tokens": side.tokens[None]}})
-    flops_adapter = counter.get_total_flops()
-    if method == "pooling":  # FlopCounterMode does not count pooling
-        flops_adapter += frames * tokens_per_frame(model.config) * model.config.text_config.hidden_size
-    ft = account(base, "ft", "none", frames=frames, lora_rank=lora_rank)
-    return dataclasses.replace(
-        ft,
-        method=method,
-        llm_tokens=llm_tokens,
-        flops_llm=llm_prefill_flops(load_base_config(base).text_config, llm_tokens),
-        flops_patch=flops_adapter,
-    )
 
 
 def _store(path):

@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import load_samples
+from pave.evaluation.cost import model_accounting
 from pave.evaluation.runner import generate_predictions
 from pave.evaluation.scoring import format_report, score
-from pave.flops import LORA_RANK, ParameterCount, SideLayout, account, parameter_count
-from pave.sidechannels.base import SideChannel
 from pave.sidechannels.store import FeatureStore
 from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
 
@@ -47,7 +46,7 @@ def evaluate(
     out = Path(out)
     samples = load_samples(task, list(annotations))
     stores = {name: FeatureStore(path) for name, path in (features or {}).items()}
-    channels = sorted({model.patches[n].config.side_channel or n for n in model.active_patches})
+    channels = model.side_channels
     missing = [c for c in channels if c not in stores]
     if missing:
         raise ValueError(f"the model's patches need side channel(s) {missing}; pass their feature stores")
@@ -61,30 +60,7 @@ def evaluate(
         batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{task} answers",
     )
     report = score(task, samples, predictions)
-    side = dataset[0]["side"] if channels else {}
-    report["cost"] = model_accounting(model, num_frames, side).to_dict()
+    report["cost"] = model_accounting(model, num_frames, dataset[0]).to_dict()
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "metrics.md").write_text(format_report(report) + "\n")
     return report
-
-
-def model_accounting(model, num_frames: int, side: Mapping[str, SideChannel]):
-    """FLOPs and parameters of a live patched model, counted as ``pave flops`` counts them.
-
-    FLOPs use the paper's convention (prefill with 40 text tokens) at the model's real side
-    lengths; parameters are the live model's, with LoRA and patches as the trainable ones.
-    """
-    patches = [model.patches[name] for name in model.active_patches]
-    method = "pave" if patches else ("ft" if model.has_lora else "base")
-    layout = "none"
-    if patches:
-        channel = side[patches[0].config.side_channel or model.active_patches[0]]
-        layout = SideLayout(frames=channel.tokens.shape[0], grid=channel.grid, dim=channel.dim)
-    lora_rank = model.base.peft_config["default"].r if model.has_lora else LORA_RANK
-    cost = account(
-        model.config, method, layout, frames=num_frames,
-        patch_config=patches[0].config if patches else None, lora_rank=lora_rank,
-    )
-    # Loaded adapters are frozen for inference, so the trainable ones are counted by role.
-    trainable = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or n.startswith("patches."))
-    return cost.with_parameters(ParameterCount(total=parameter_count(model).total, trainable=trainable))

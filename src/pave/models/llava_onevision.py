@@ -67,11 +67,6 @@ def tokens_per_frame(config) -> int:
     return h * w
 
 
-def num_video_tokens(config, frames: int) -> int:
-    """Placeholder tokens one video of ``frames`` frames takes in the prompt (grid + newline)."""
-    return frames * tokens_per_frame(config) + 1
-
-
 def query_dim(config, source: str) -> int:
     """Width of the patch's query features for a query source."""
     if source == "vision":

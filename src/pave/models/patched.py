@@ -243,7 +243,7 @@ class PatchedModel(nn.Module):
     @property
     def side_channels(self) -> list[str]:
         """Names of the side channels the active patches and adapters read."""
-        channels = {self._side_channel(name) for name in self.active_patches}
+        channels = {self.side_channel_of(name) for name in self.active_patches}
         return sorted(c for c in channels if c is not None)
 
     def set_lora_scale(self, scale: float) -> None:
@@ -404,7 +404,7 @@ class PatchedModel(nn.Module):
             config = module.config
             if config.base_model is None:
                 config.base_model = self.base_name
-            record = {"kind": _kind_of(module), "name": name, "pave_version": __version__, "config": config.to_dict()}
+            record = {"kind": kind_of(module), "name": name, "pave_version": __version__, "config": config.to_dict()}
             (directory / PATCH_CONFIG_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
             state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
             save_file(state, directory / PATCH_WEIGHTS_NAME, metadata={"format": "pt", "kind": record["kind"]})
@@ -486,7 +486,7 @@ class PatchedModel(nn.Module):
         return model.eval()
 
     # ----------------------------------------------------------------- helpers
-    def _side_channel(self, name: str) -> str | None:
+    def side_channel_of(self, name: str) -> str | None:
         """The side channel a patch or adapter reads (its config's, else its own name), or None."""
         config = self.patches[name].config
         if isinstance(config, AdapterConfig) and not config.uses_side:
@@ -494,7 +494,7 @@ class PatchedModel(nn.Module):
         return config.side_channel or name
 
     def _side_for(self, name: str, side: dict[str, SideInputs]) -> SideInputs | None:
-        key = self._side_channel(name)
+        key = self.side_channel_of(name)
         if key is not None and key not in side:
             raise ValueError(f"patch {name!r} needs side channel {key!r}; given: {sorted(side) or 'none'}")
         return None if key is None else side[key]
@@ -553,7 +553,8 @@ def _module_for(config: PatchConfig | AdapterConfig) -> nn.Module:
     raise ValueError(f"{type(config).__name__} is not the config of a registered patch kind")
 
 
-def _kind_of(module: nn.Module) -> str:
+def kind_of(module: nn.Module) -> str:
+    """The registered kind (``pave``, ``interleave``, ...) of a patch or adapter module."""
     for kind, (_, module_cls) in PATCH_KINDS.items():
         if type(module) is module_cls:
             return kind
