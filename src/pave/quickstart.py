@@ -75,6 +75,7 @@ class QuickstartSettings:
     learning_rate: float = 2e-3
     batch_size: int = 16
     lora_r: int = 16
+    lora_alpha: int = 32
     patch: dict = field(default_factory=lambda: {"hidden_dim": 64, "num_heads": 4, "ffn_dim": 128, "output_mlp_dim": 128})
     # Video-LLaMA's shape (2 layers, 32 + 8 queries) scaled down to the tiny base's widths.
     qformer: dict = field(
@@ -146,7 +147,7 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
             f"data.system_prompt={SYSTEM_PROMPT}",
             f"patch.method={method}",
             f"lora.r={settings.lora_r}",
-            f"lora.alpha={2 * settings.lora_r}",
+            f"lora.alpha={settings.lora_alpha}",
             "lora.dropout=0.0",
             f"train.output_dir={out / method}",
             f"train.epochs={settings.epochs}",
