@@ -151,3 +151,26 @@ def test_ddp_two_cpu_processes(tiny_model_dir, synthetic_bench, tmp_path):
     assert (out / "patch.safetensors").exists() and (out / "checkpoint-2").is_dir()
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
+
+
+def test_gradient_checkpointing_trains_the_same_steps(tiny_model_dir, synthetic_bench, tmp_path):
+    """Activation checkpointing recomputes the LLM's layers in backward: same losses, less memory."""
+    losses = {}
+    for flag in ("false", "true"):
+        out = tmp_path / flag
+        train(
+            load_recipe(
+                recipes.find("tiny_audio"),
+                overrides(tiny_model_dir, synthetic_bench, out, "train.max_steps=2", f"train.gradient_checkpointing={flag}"),
+            )
+        )
+        state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+        losses[flag] = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert losses["true"] == pytest.approx(losses["false"], rel=1e-4)
+
+
+def test_activation_checkpointing_reaches_the_llm(tiny_model_dir):
+    model = PatchedModel.from_base(str(tiny_model_dir))
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    layers = model.llava.model.language_model
+    assert any(getattr(m, "gradient_checkpointing", False) for m in layers.modules())

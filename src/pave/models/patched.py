@@ -228,6 +228,17 @@ class PatchedModel(nn.Module):
         if config.base_model and self.base_name and Path(config.base_model).name != Path(self.base_name).name:
             logger.warning("%s: patch was trained on %s, loading it on %s", source, config.base_model, self.base_name)
 
+    def activation_checkpointing_enable(self, **kwargs) -> None:
+        """Recompute the base model's layer activations in backward (transformers' activation
+        checkpointing): less memory for long videos at the cost of compute. The Trainer calls
+        this when ``train.gradient_checkpointing`` is set."""
+        llava = self.llava
+        enable = getattr(llava, "activation_checkpointing_enable", None) or llava.gradient_checkpointing_enable
+        enable(**kwargs)
+
+    # The name transformers versions before the rename call.
+    gradient_checkpointing_enable = activation_checkpointing_enable
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
