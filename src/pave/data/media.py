@@ -274,11 +274,14 @@ def write_video(
         video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"
         video.codec_context.gop_size = max(1, round(keyframe_interval * float(rate)))
-        video.codec_context.options = {"preset": "veryfast", "crf": "18"}
+        # One encoder thread: with several, x264's output for the same frames varied from run
+        # to run under load, and generated benchmarks must be reproducible byte for byte.
+        video.codec_context.thread_count = 1
+        video.codec_context.options = {"preset": "veryfast", "crf": "18", "threads": "1"}
         if audio is not None:
             track = container.add_stream("aac", rate=sample_rate, layout="mono")
         for image in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(video.encode(av.VideoFrame.from_ndarray(_yuv420p(image), format="yuv420p")))
         container.mux(video.encode())
         if audio is not None:
             samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)
@@ -295,6 +298,23 @@ def write_video(
                 container.mux(track.encode(chunk))
             container.mux(track.encode())
     return path
+
+
+def _yuv420p(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB -> (H * 3 / 2, W) planar YUV 4:2:0 (BT.601, limited range).
+
+    Done in numpy rather than by FFmpeg's threaded scaler, whose output for the same frame
+    varied from run to run under load, so that written videos are reproducible byte for byte.
+    """
+    rgb = image.astype(np.float32)
+    y = rgb @ np.array([0.257, 0.504, 0.098], dtype=np.float32) + 16
+    u = rgb @ np.array([-0.148, -0.291, 0.439], dtype=np.float32) + 128
+    v = rgb @ np.array([0.439, -0.368, -0.071], dtype=np.float32) + 128
+    h, w = y.shape
+    u = u.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    v = v.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    planes = [y.ravel(), u.ravel(), v.ravel()]
+    return np.clip(np.rint(np.concatenate(planes)), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
 # --- RGB-D scans in the ScanNet export layout -------------------------------------------------
