@@ -6,6 +6,7 @@ import argparse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.commands import add_benchmark_arguments
     from pave.data.datasets.base import TASKS
 
     parser = subparsers.add_parser(
@@ -16,8 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "--patch outputs/music_avqa_7b --features audio=features/music-avqa-audio --out eval/mavqa"
         ),
     )
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--annotations", required=True, nargs="+", help="the benchmark's official annotation file(s)")
+    add_benchmark_arguments(parser, TASKS)
     parser.add_argument("--media-root", required=True, help="folder the annotations' media paths are relative to")
     parser.add_argument("--patch", action="append", default=[], help="a saved patch directory (repeat to stack)")
     parser.add_argument("--base", help="base model id or path (default: the one the first patch records)")

@@ -5,27 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.commands import add_benchmark_arguments
     from pave.data.datasets import TASKS
 
     parser = subparsers.add_parser(
         "ids",
         help="print the sample ids a benchmark's annotation files get (the ids predictions must use)",
     )
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument(
-        "--annotations",
-        required=True,
-        nargs="+",
-        type=Path,
-        metavar="FILE",
-        help="the benchmark's annotation file(s)",
-    )
+    add_benchmark_arguments(parser, TASKS)
     parser.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.commands import add_benchmark_arguments
     from pave.evaluation import SCORABLE_TASKS
 
     parser = subparsers.add_parser(
@@ -22,15 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "benchmark's own protocol and print the metrics as a markdown table."
         ),
     )
-    parser.add_argument("--task", required=True, choices=SCORABLE_TASKS)
-    parser.add_argument(
-        "--annotations",
-        required=True,
-        nargs="+",
-        type=Path,
-        metavar="FILE",
-        help="the benchmark's annotation file(s)",
-    )
+    add_benchmark_arguments(parser, SCORABLE_TASKS)
     parser.add_argument("--predictions", required=True, type=Path, metavar="PRED.jsonl")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--out", type=Path, metavar="METRICS.json", help="also write the result as JSON here")
