@@ -26,15 +26,13 @@ from transformers import AutoTokenizer, Trainer
 
 from pave.data.datasets.base import load_samples
 from pave.data.synthetic import SyntheticSpec, generate
-from pave.evaluation.cost import model_accounting
-from pave.evaluation.runner import generate_predictions
-from pave.evaluation.scoring import score
+from pave.evaluation.evaluate import evaluate
 from pave.models.patched import PatchedModel
 from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
 from pave.models.tiny import TinySizes, save_tiny_model
 from pave.sidechannels.extract import extract
-from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
+from pave.training.data import QACollator, QADataset
 from pave.training.recipe import Recipe, load_recipe
 from pave.training.train import train
 from pave.training.trainer import training_arguments
@@ -200,38 +198,30 @@ def _with_method(recipe: Recipe, method: str, settings: QuickstartSettings) -> R
 
 
 def _evaluate(method, model, base, settings, data_root, annotations, audio_store, out) -> dict:
-    """Answer the test split and score it with Music-AVQA's protocol."""
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    """Answer the test split, score it with Music-AVQA's protocol and count its cost."""
     processor = VideoChatProcessor(
-        tokenizer, model.config, VideoPreprocessor.from_pretrained(base), SYSTEM_PROMPT, layout=model.token_layout()
+        AutoTokenizer.from_pretrained(base),
+        model.config,
+        VideoPreprocessor.from_pretrained(base),
+        SYSTEM_PROMPT,
+        layout=model.token_layout(),
     )
-    samples = load_samples(TASK, [annotations["test"]])
-    cache = VisualTokenCache(out / "visual-cache", model, processor.preprocessor, settings.num_frames)
-    dataset = QADataset(samples, data_root, settings.num_frames, {"audio": store_source(_store(audio_store), "audio")}, cache)
-    cache.build([dataset.video_path(s) for s in samples])
-    slug = method.replace("-", "_")
-    predictions = generate_predictions(
-        model, dataset, QACollator(processor, train=False), out / f"predictions_{slug}.jsonl",
-        batch_size=settings.batch_size, max_new_tokens=4, desc=f"{METHODS[method]} answers",
+    report = evaluate(
+        model, processor, TASK, [annotations["test"]], data_root, out, {"audio": audio_store},
+        num_frames=settings.num_frames, batch_size=settings.batch_size, max_new_tokens=4,
+        visual_cache=out / "visual-cache", run_name=method.replace("-", "_"),
     )
-    metrics = score(TASK, samples, predictions)["metrics"]
+    metrics, cost = report["metrics"], report["cost"]
     accuracy = {key: metrics.get(f"accuracy/modality={name}", 0.0) for key, name in MODALITIES.items()}
     accuracy["overall"] = metrics.get("accuracy", 0.0)
-    cost = model_accounting(model, settings.num_frames, dataset[0])
     return {
         "method": METHODS[method],
         "accuracy": accuracy,
-        "llm_tokens": cost.llm_tokens,
-        "tflops": cost.tflops_total,
-        "params_total": cost.params_total,
-        "params_trainable": cost.params_trainable,
+        "llm_tokens": cost["llm_tokens"],
+        "tflops": cost["tflops_total"],
+        "params_total": cost["params_total"],
+        "params_trainable": cost["params_trainable"],
     }
-
-
-def _store(path):
-    from pave.sidechannels.store import FeatureStore
-
-    return FeatureStore(path)
 
 
 def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain_annotations: Path) -> Path:

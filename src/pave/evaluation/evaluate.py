@@ -34,6 +34,7 @@ def evaluate(
     batch_size: int = 8,
     max_new_tokens: int = 32,
     visual_cache: str | Path | None = None,
+    run_name: str | None = None,
 ) -> dict:
     """Generate (resumably) and score; returns the report written to ``out/metrics.json``.
 
@@ -42,8 +43,11 @@ def evaluate(
         processor: its :class:`~pave.models.processor.VideoChatProcessor`.
         features: side channel name -> feature store, for every active patch's side channel.
         visual_cache: a folder to cache the frozen vision tower's tokens in (reruns skip it).
+        run_name: when several runs share ``out``, files are ``predictions_<run_name>.jsonl``
+            and ``metrics_<run_name>.json`` / ``.md``.
     """
     out = Path(out)
+    suffix = f"_{run_name}" if run_name else ""
     samples = load_samples(task, list(annotations))
     stores = {name: FeatureStore(path) for name, path in (features or {}).items()}
     channels = model.side_channels
@@ -56,11 +60,11 @@ def evaluate(
     if cache is not None:
         cache.build([dataset.video_path(s) for s in samples])
     predictions = generate_predictions(
-        model, dataset, QACollator(processor, train=False), out / "predictions.jsonl",
-        batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{task} answers",
+        model, dataset, QACollator(processor, train=False), out / f"predictions{suffix}.jsonl",
+        batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{run_name or task} answers",
     )
     report = score(task, samples, predictions)
     report["cost"] = model_accounting(model, num_frames, dataset[0]).to_dict()
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "metrics.md").write_text(format_report(report) + "\n")
+    (out / f"metrics{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"metrics{suffix}.md").write_text(format_report(report) + "\n")
     return report
