@@ -424,9 +424,7 @@ def load_for_inference(
         device: default CUDA when available, else CPU.
         dtype: model weights' dtype (default: as saved).
     """
-    from transformers import AutoTokenizer
 
-    from pave.models.preprocess import VideoPreprocessor
     from pave.models.processor import VideoChatProcessor
     from pave.training.recipe import load_recipe
 
@@ -441,13 +439,7 @@ def load_for_inference(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = PatchedModel.from_pretrained(dirs, base=base, dtype=dtype) if dirs else PatchedModel.from_base(base, dtype=dtype)
     model.to(device)
-    processor = VideoChatProcessor(
-        AutoTokenizer.from_pretrained(base),
-        model.config,
-        VideoPreprocessor.from_pretrained(base),
-        system_prompt,
-        layout=model.token_layout(),
-    )
+    processor = VideoChatProcessor.from_pretrained(base, model, system_prompt)
     logger.info("loaded patch(es) %s on %s (%s)", model.active_patches, base, device)
     return Answerer(model, processor, num_frames or DEFAULT_FRAMES, encoder_options)
 

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from transformers import AutoTokenizer, Trainer
+from transformers import Trainer
 
 from pave.data.datasets.base import load_samples
 from pave.data.synthetic import SyntheticSpec, generate
 from pave.evaluation.evaluate import evaluate
 from pave.models.patched import PatchedModel
-from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
 from pave.models.tiny import TinySizes, save_tiny_model
 from pave.sidechannels.extract import extract
@@ -199,13 +198,7 @@ def _with_method(recipe: Recipe, method: str, settings: QuickstartSettings) -> R
 
 def _evaluate(method, model, base, settings, data_root, annotations, audio_store, out) -> dict:
     """Answer the test split, score it with Music-AVQA's protocol and count its cost."""
-    processor = VideoChatProcessor(
-        AutoTokenizer.from_pretrained(base),
-        model.config,
-        VideoPreprocessor.from_pretrained(base),
-        SYSTEM_PROMPT,
-        layout=model.token_layout(),
-    )
+    processor = VideoChatProcessor.from_pretrained(base, model, SYSTEM_PROMPT)
     report = evaluate(
         model, processor, TASK, [annotations["test"]], data_root, out, {"audio": audio_store},
         num_frames=settings.num_frames, batch_size=settings.batch_size, max_new_tokens=4,
@@ -239,9 +232,7 @@ def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain
     save_tiny_model(scratch, settings.sizes, seed=settings.seed)
     model = PatchedModel.from_base(str(scratch))
     model.llava.requires_grad_(True)  # pre-training: every weight of the base learns
-    processor = VideoChatProcessor(
-        AutoTokenizer.from_pretrained(scratch), model.config, VideoPreprocessor.from_pretrained(str(scratch)), SYSTEM_PROMPT
-    )
+    processor = VideoChatProcessor.from_pretrained(scratch, model, SYSTEM_PROMPT)
     samples = load_samples(TASK, [pretrain_annotations])
     dataset = _InMemory(QADataset(samples, data_root, settings.num_frames))
     recipe = load_recipe(

@@ -46,6 +46,20 @@ class VideoChatProcessor:
         self.system_prompt = system_prompt
         self.video_token = tokenizer.convert_ids_to_tokens(config.video_token_id)
 
+    @classmethod
+    def from_pretrained(cls, model_id_or_path, model, system_prompt: str | None = None) -> VideoChatProcessor:
+        """The processor of a :class:`~pave.models.PatchedModel` loaded from ``model_id_or_path``:
+        the checkpoint's tokenizer and preprocessing facts (the tower's input size when it has
+        none), and the token layout of the model's active adapters."""
+        from transformers import AutoTokenizer
+
+        try:
+            preprocessor = VideoPreprocessor.from_pretrained(str(model_id_or_path))
+        except OSError:
+            preprocessor = None
+        tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
+        return cls(tokenizer, model.config, preprocessor, system_prompt, layout=model.token_layout())
+
     def prompt_ids(self, question: str, frames: int) -> list[int]:
         """Token ids of the conversation up to the assistant's turn, video placeholder expanded."""
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import torch
 import yaml
-from transformers import AutoTokenizer, set_seed
+from transformers import set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pave.data.datasets.base import load_samples
 from pave.models.patched import LORA_CONFIG_NAME, PATCH_KINDS, PatchedModel, read_patch_config
-from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor
 from pave.sidechannels.store import FeatureStore
 from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
@@ -57,15 +56,7 @@ def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
     elif recipe.lora.enabled:
         model.add_lora(r=recipe.lora.r, alpha=recipe.lora.alpha, dropout=recipe.lora.dropout)
     add_method(model, recipe)
-    tokenizer = AutoTokenizer.from_pretrained(recipe.model.base)
-    try:
-        preprocessor = VideoPreprocessor.from_pretrained(recipe.model.base)
-    except OSError:
-        preprocessor = None  # the processor falls back to the vision tower's input size
-    processor = VideoChatProcessor(
-        tokenizer, model.config, preprocessor, recipe.data.system_prompt, layout=model.token_layout()
-    )
-    return model, processor
+    return model, VideoChatProcessor.from_pretrained(recipe.model.base, model, recipe.data.system_prompt)
 
 
 def add_method(model: PatchedModel, recipe: Recipe) -> None:
