@@ -88,11 +88,11 @@ class VisualTokenCache:
         if not todo:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
+        device = next(self.model.llava.parameters()).device
         for start in tqdm(range(0, len(todo), batch_size), desc="caching visual tokens", unit="batch"):
             chunk = todo[start : start + batch_size]
             decoded = [load(v, self.num_frames) for v in chunk]
             pixels = torch.stack([self.preprocessor(d.frames) for d in decoded])
-            device = next(self.model.llava.parameters()).device
             visual = self.model.encode_video(pixels.to(device))
             for i, video in enumerate(chunk):
                 tensors = {
