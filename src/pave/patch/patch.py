@@ -15,7 +15,7 @@ from torch import nn
 from pave.patch.alignment import chunk_ranges, interpolate_side, lengths_from_mask, time_ranges
 from pave.patch.attention import WindowIndex, aligned_attention
 from pave.patch.config import PatchConfig
-from pave.patch.rope import RotaryEmbedding, grid_positions, rope_sections
+from pave.patch.rope import RotaryEmbedding, grid_positions, rope_sections, rotate
 
 
 @dataclass
@@ -70,19 +70,18 @@ class CrossAttentionLayer(nn.Module):
         h: torch.Tensor,
         memory: torch.Tensor,
         window: WindowIndex,
-        rope: RotaryEmbedding | None,
-        q_pos: torch.Tensor | None,
-        k_pos: torch.Tensor | None,
+        q_rot: tuple[torch.Tensor, torch.Tensor] | None,
+        k_rot: tuple[torch.Tensor, torch.Tensor] | None,
         return_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         heads = self.num_heads
         q = self.attn.q_linear(h).unflatten(-1, (heads, -1))  # (B, T, Nq, H, hd)
         k = self.attn.k_linear(memory).unflatten(-1, (heads, -1))  # (B, T_s, N_s, H, hd)
         v = k if self.value_from_key else self.attn.v_linear(memory).unflatten(-1, (heads, -1))
-        if rope is not None:
-            # Positions (..., N, axes) broadcast over heads: rotate with heads moved before tokens.
-            q = rope(q.transpose(-2, -3), q_pos[..., None, :, :]).transpose(-2, -3)
-            k = rope(k.transpose(-2, -3), k_pos[..., None, :, :]).transpose(-2, -3)
+        if q_rot is not None:
+            # Angles (..., 1, N, hd / 2) broadcast over heads: rotate with heads moved before tokens.
+            q = rotate(q.transpose(-2, -3), *q_rot).transpose(-2, -3)
+            k = rotate(k.transpose(-2, -3), *k_rot).transpose(-2, -3)
         out, weights = aligned_attention(
             q, k, v, window, dropout=self.dropout if self.training else 0.0, return_weights=return_weights
         )
@@ -173,13 +172,15 @@ class PavePatch(nn.Module):
             start, end = time_ranges(frame_times, side_times, lengths, cfg.time_window)
         window = WindowIndex.from_ranges(start, end, memory.shape[1])
 
-        q_pos = k_pos = None
+        q_rot = k_rot = None
         if self.rope is not None:
+            # The same positions in every layer: compute the rotation angles once.
             q_pos, k_pos = self._positions(start, end, memory.shape[1], (grid_h, grid_w), (side_h, side_w))
+            q_rot, k_rot = self.rope.angles(q_pos[..., None, :, :]), self.rope.angles(k_pos[..., None, :, :])
 
         h, weights = queries, []
         for layer in self.cross_attn_layers:
-            h, w = layer(h, memory, window, self.rope, q_pos, k_pos, return_weights=return_attention)
+            h, w = layer(h, memory, window, q_rot, k_rot, return_weights=return_attention)
             weights.append(w)
         delta = self.output_norm(self.output_mapping(h)).view(batch, frames, grid_h, grid_w, cfg.output_dim)
         attention = PatchAttention(weights, window, (side_h, side_w)) if return_attention else None

@@ -49,14 +49,25 @@ class RotaryEmbedding(nn.Module):
 
         ``positions`` broadcasts against ``x`` without its last dimension (e.g. shared by heads).
         """
+        return rotate(x, *self.angles(positions))
+
+    def angles(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin (..., N, head_dim / 2) of the rotation at ``positions`` (..., N, num_axes);
+        compute them once to rotate several tensors at the same positions (:func:`rotate`)."""
         # One position per channel pair: the axis owning that pair.
         axis_of_pair = torch.repeat_interleave(
-            torch.arange(self.num_axes, device=x.device), torch.tensor(self.sections, device=x.device)
+            torch.arange(self.num_axes, device=positions.device),
+            torch.tensor(self.sections, device=positions.device),
         )
-        angles = positions.float()[..., axis_of_pair] * self.inv_freq  # (..., N, head_dim / 2)
-        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-        x1, x2 = x.chunk(2, dim=-1)
-        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+        angles = positions.float()[..., axis_of_pair] * self.inv_freq
+        return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the channel pairs (i, i + head_dim / 2) of ``x`` (..., head_dim) by precomputed angles."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
 def grid_positions(rows: int, cols: int, common_rows: int, common_cols: int, device=None) -> torch.Tensor:
