@@ -16,6 +16,14 @@ def tiny_model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny-llava-onevision"))
 
 
+@pytest.fixture(scope="session")
+def real_layout_dir(tmp_path_factory):
+    """A folder laid out like ``llava-hf/llava-onevision-qwen2-0.5b-ov-hf``: the processor's
+    template in chat_template.json, Qwen2's text-only template in the tokenizer, the real
+    special-token ids (151643-151647) and config values, 384-px frames; tiny widths."""
+    return save_tiny_model(tmp_path_factory.mktemp("real-layout-llava-onevision"), real_layout=True)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -95,18 +95,20 @@ def build_app(
     base: str | None = None,
     max_new_tokens: int = 64,
     device: str | None = None,
+    dtype: str | None = None,
 ):
     """The Gradio ``Blocks`` of the demo over these patch directories (nothing loads until asked).
 
     Args:
         patches: patch directories the user can pick from (the first is selected).
         base: base model for every patch (default: the one each selection's first patch records).
+        device, dtype: where and in which dtype the models run (see :func:`load_for_inference`).
     """
     gr = require_gradio()
     labels = patch_labels(patches)
     if not labels:
         raise ValueError("the demo needs at least one patch directory")
-    answerers = _Answerers(lambda dirs: load_for_inference(dirs, base=base, device=device))
+    answerers = _Answerers(lambda dirs: load_for_inference(dirs, base=base, device=device, dtype=dtype))
     heatmaps = Path(tempfile.mkdtemp(prefix="pave-demo-"))
 
     def selection(chosen: Sequence[str] | str | None) -> list[Path]:

@@ -30,13 +30,13 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from pave.configs import bundled_config
 from pave.patch import PatchConfig, PavePatch
 
 BASES = ("llava-onevision-0.5b", "llava-onevision-7b", "video-llava-7b")
@@ -167,7 +167,7 @@ def load_base_config(base: str | os.PathLike | Any):
     if isinstance(base, PretrainedConfig):
         return base
     if str(base) in BASES:
-        return AutoConfig.for_model(**_bundled_config(f"{base}.json"))
+        return AutoConfig.for_model(**bundled_config(f"{base}.json"))
     path = Path(base)
     if path.is_file():
         return AutoConfig.for_model(**json.loads(path.read_text()))
@@ -178,15 +178,6 @@ def load_base_config(base: str | os.PathLike | Any):
             f"{base!r} is neither a bundled base model {BASES}, a config file, a model directory, "
             "nor a model id in the local Hugging Face cache"
         ) from None
-
-
-def _bundled_config(name: str) -> dict[str, Any]:
-    """A JSON file of ``pave/configs``; a sub-config given as a file name is read from there too."""
-    data = json.loads((resources.files("pave") / "configs" / name).read_text())
-    for key in ("text_config", "vision_config"):
-        if isinstance(data.get(key), str):
-            data[key] = _bundled_config(data[key])
-    return data
 
 
 def visual_layout(config, frames: int | None = None) -> VisualLayout:

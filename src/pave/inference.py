@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from pave.data.media import Frames
+from pave.models.devices import resolve_device, resolve_dtype
 from pave.models.llava_onevision import VisualTokens
 from pave.models.patched import PatchedModel, SideInputs, recorded_base
 from pave.patch import PatchAttention
@@ -410,7 +411,7 @@ def load_for_inference(
     num_frames: int | None = None,
     system_prompt: str | None = None,
     device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     encoder_options: Mapping[str, dict] | None = None,
 ) -> Answerer:
     """Load saved patches (stacked in the order given) on their base, with its processor.
@@ -422,7 +423,7 @@ def load_for_inference(
         num_frames, system_prompt: default: as the patches were trained (``recipe.yaml`` saved
             beside the first patch that has one), else 32 frames and no system prompt.
         device: default CUDA when available, else CPU.
-        dtype: model weights' dtype (default: as saved).
+        dtype: the base's weights' dtype (``"auto"``/``None``: bfloat16 on a GPU, else float32).
     """
 
     from pave.models.processor import VideoChatProcessor
@@ -436,7 +437,8 @@ def load_for_inference(
     if recipes:
         num_frames = num_frames or recipes[0].model.num_frames
         system_prompt = system_prompt if system_prompt is not None else recipes[0].data.system_prompt
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     model = PatchedModel.from_pretrained(dirs, base=base, dtype=dtype) if dirs else PatchedModel.from_base(base, dtype=dtype)
     model.to(device)
     processor = VideoChatProcessor.from_pretrained(base, model, system_prompt)

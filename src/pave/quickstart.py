@@ -27,6 +27,7 @@ from transformers import Trainer
 from pave.data.datasets.base import load_samples
 from pave.data.synthetic import SyntheticSpec, generate
 from pave.evaluation.evaluate import evaluate
+from pave.models.devices import resolve_device, resolve_dtype
 from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
 from pave.models.tiny import TinySizes, save_tiny_model
@@ -42,7 +43,7 @@ TASK = "music_avqa"
 MODALITIES = {"visual": "Visual", "audio": "Audio", "audio_visual": "Audio-Visual"}
 SYSTEM_PROMPT = "Answer the question about the video with one word."
 # Bumped whenever the tiny base or its pre-training changes, so cached bases are not reused.
-BASE_REVISION = 3
+BASE_REVISION = 4
 # Method -> its row label; every one but zero-shot is trained with LoRA (``patch.method``).
 METHODS = {
     "zero-shot": "Zero-shot",
@@ -62,6 +63,7 @@ class QuickstartSettings:
 
     out: str = "outputs/quickstart"
     base: str | None = None  # a real LLaVA-OneVision id or path; None = the tiny built-in base
+    dtype: str = "auto"  # of the base: auto = bfloat16 on a GPU, float32 on the CPU
     seed: int = 0
     num_frames: int = 8
     data: SyntheticSpec = field(default_factory=SyntheticSpec)
@@ -137,6 +139,7 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
         overrides = [
             f"model.base={base}",
             f"model.num_frames={settings.num_frames}",
+            f"model.dtype={settings.dtype}",
             f"data.task={TASK}",
             f"data.annotations=[{annotations['train']}]",
             f"data.media_root={data_root}",
@@ -159,15 +162,18 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
         return _with_method(load_recipe(None, overrides), method, settings)
 
     rows, trained = [], {}
+    device = resolve_device()  # training goes there too (the Trainer's own choice)
+    dtype = resolve_dtype(settings.dtype, device)
     for step, method in enumerate(methods, start=4):
         label = METHODS[method]
         if method == "zero-shot":
             logger.info("[%d/%d] zero-shot evaluation of the base", step, steps)
-            model = PatchedModel.from_base(base)
+            model = PatchedModel.from_base(base, dtype=dtype)
         else:
             logger.info("[%d/%d] %s: training, then evaluation", step, steps, label)
             trained[method] = train(recipe(method))
-            model = PatchedModel.from_pretrained(trained[method], base=base)
+            model = PatchedModel.from_pretrained(trained[method], base=base, dtype=dtype)
+        model.to(device)
         rows.append(_evaluate(method, model, base, settings, data_root, annotations, audio_store, out))
     results = {"settings": _jsonable(asdict(settings)), "patch_dir": str(trained.get("pave", "")), "rows": rows}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -230,7 +236,7 @@ def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain
     scratch = target.with_name(target.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
     save_tiny_model(scratch, settings.sizes, seed=settings.seed)
-    model = PatchedModel.from_base(str(scratch))
+    model = PatchedModel.from_base(str(scratch), dtype=torch.float32)  # the same base on a GPU or a CPU
     model.llava.requires_grad_(True)  # pre-training: every weight of the base learns
     processor = VideoChatProcessor.from_pretrained(scratch, model, SYSTEM_PROMPT)
     samples = load_samples(TASK, [pretrain_annotations])

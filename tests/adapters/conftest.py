@@ -31,7 +31,7 @@ class Harness:
         return model.eval()
 
     def processor(self, model: PatchedModel) -> VideoChatProcessor:
-        return VideoChatProcessor(self.tokenizer, model.config, layout=model.token_layout())
+        return VideoChatProcessor.from_pretrained(self.model_dir, model)
 
     def batch(self, model: PatchedModel, padding_side: str = "right") -> dict:
         frames = [torch.randint(0, 256, (FRAMES, 20, 24, 3), dtype=torch.uint8) for _ in range(2)]

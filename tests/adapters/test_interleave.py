@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pave.adapters.interleave.interleave import resample_side
-from pave.models.processor import VideoChatProcessor
+from pave.models.processor import VideoChatProcessor, processor_chat_template
 
 SIDE_FRAMES = 5
 
@@ -60,6 +60,7 @@ def test_wrong_side_width_is_named(harness):
 def test_prompts_sized_for_the_base_are_refused(harness):
     model = make(harness)
     frames = [torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)]
-    batch = VideoChatProcessor(harness.tokenizer, model.config)(["what pitch?"], frames=frames)
+    template = processor_chat_template(harness.model_dir)
+    batch = VideoChatProcessor(harness.tokenizer, model.config, chat_template=template)(["what pitch?"], frames=frames)
     with pytest.raises(ValueError, match=r"video placeholders but the model gives .*token_layout\(\)"):
         model(**batch, side=harness.side((3,)))

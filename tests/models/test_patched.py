@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
+from transformers import LlavaOnevisionForConditionalGeneration
 
 from pave.models.patched import PatchedModel, SideInputs
 from pave.models.processor import VideoChatProcessor
@@ -19,7 +19,7 @@ def model(tiny_model_dir):
 
 @pytest.fixture
 def processor(tiny_model_dir, model):
-    return VideoChatProcessor(AutoTokenizer.from_pretrained(tiny_model_dir), model.config)
+    return VideoChatProcessor.from_pretrained(tiny_model_dir, model)
 
 
 def make_batch(processor, answers=("red", "two blue"), padding_side="right"):

@@ -18,3 +18,15 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser, tasks: Sequence[str
         metavar="FILE",
         help="the benchmark's official annotation file(s)",
     )
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype``, as every command that runs a model takes them (see
+    :mod:`pave.models.devices`; its import is deferred so ``--help`` needs no torch)."""
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="the base model's dtype (default: auto = bfloat16 on a GPU, float32 on the CPU)",
+    )

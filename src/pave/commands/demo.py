@@ -12,6 +12,8 @@ QUICKSTART_OUT = Path("outputs/quickstart")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.commands import add_device_arguments
+
     parser = subparsers.add_parser(
         "demo",
         help="a local web app (Gradio): upload a video, pick patches, ask, see the answer and the heatmap",
@@ -35,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_device_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         base=args.base,
         max_new_tokens=args.max_new_tokens,
         device=args.device,
+        dtype=args.dtype,
     )
     return 0
 

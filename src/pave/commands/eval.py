@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from pave.commands import add_benchmark_arguments
+    from pave.commands import add_benchmark_arguments, add_device_arguments
     from pave.data.datasets.base import TASKS
 
     parser = subparsers.add_parser(
@@ -33,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--cache-visual-tokens", action="store_true", help="cache the vision tower's tokens in OUT")
+    add_device_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -47,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.patch and not args.base:
         raise SystemExit("pave eval: give --patch DIR (one or more) or --base MODEL")
     # Frames and system prompt default to those the patch was trained with (its recipe.yaml).
-    loaded = load_for_inference(args.patch, base=args.base, num_frames=args.frames, system_prompt=args.system_prompt)
+    loaded = load_for_inference(
+        args.patch, base=args.base, num_frames=args.frames, system_prompt=args.system_prompt,
+        device=args.device, dtype=args.dtype,
+    )
     report = evaluate(
         loaded.model, loaded.processor, args.task, args.annotations, args.media_root, args.out, features,
         num_frames=loaded.num_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,

@@ -21,6 +21,8 @@ SIDE_OPTIONS = {
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.commands import add_device_arguments
+
     parser = subparsers.add_parser(
         "infer",
         help="answer questions about a video with one or more saved patches",
@@ -35,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--patch", action="append", required=True, metavar="DIR", help="a saved patch (repeat to stack)"
+        "--patch", action="append", default=[], metavar="DIR", help="a saved patch (repeat to stack); none: the base alone"
     )
     parser.add_argument(
         "--base", metavar="ID_OR_PATH", help="base model (default: the one the first patch records)"
@@ -81,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--heatmap-frame", type=int, metavar="N", help="key frame of the heatmap (default: the middle one)"
     )
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_device_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -92,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     single = args.video is not None and args.question is not None
     if single == (args.batch is not None) or (args.batch is not None and (args.video or args.question)):
         raise SystemExit("pave infer: give --video and --question, or --batch QUESTIONS.jsonl")
+    if not args.patch and not args.base:
+        raise SystemExit("pave infer: give --patch DIR (one or more) or --base MODEL")
     try:
         if args.batch is not None:
             questions = read_questions(args.batch)
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             num_frames=args.frames,
             system_prompt=args.system_prompt,
             device=args.device,
+            dtype=args.dtype,
         )
         inputs, key = None, None
         for number, q in enumerate(questions, 1):

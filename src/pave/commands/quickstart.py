@@ -26,6 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="a real LLaVA-OneVision model id or path instead of the tiny built-in base",
     )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="the base model's dtype (default: auto = bfloat16 on a GPU, float32 on the CPU)",
+    )
     parser.add_argument("--fast", action="store_true", help="a much smaller run (about a minute), for smoke tests")
     parser.add_argument(
         "--methods",
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pave.quickstart import QuickstartSettings, format_table, run
 
     settings = QuickstartSettings.fast() if args.fast else QuickstartSettings()
-    settings.out, settings.seed, settings.base = args.out, args.seed, args.base
+    settings.out, settings.seed, settings.base, settings.dtype = args.out, args.seed, args.base, args.dtype
     settings.data.seed = args.seed
     if args.base:  # a real checkpoint: the paper's patch, LoRA and frame count, smaller batches
         settings.patch, settings.lora_r, settings.lora_alpha, settings.num_frames, settings.batch_size = {}, 64, 16, 32, 4

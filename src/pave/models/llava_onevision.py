@@ -14,6 +14,11 @@ from dataclasses import dataclass
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from pave.models.towers import hidden_states
+
+# The system message LLaVA-OneVision was trained with (its conversation template).
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
 # LoRA goes on the LLM's attention and MLP projections only (not the SigLIP tower, whose
 # attention layers share the q/k/v/o names).
 LORA_TARGET_MODULES = (
@@ -76,28 +81,34 @@ def query_dim(config, source: str) -> int:
 
 
 @torch.no_grad()
-def encode_video(model, pixel_values_videos: torch.Tensor) -> VisualTokens:
+def encode_video(model, pixel_values_videos: torch.Tensor, chunk_frames: int = 16) -> VisualTokens:
     """Run the frozen vision path of a ``LlavaOnevisionForConditionalGeneration``.
+
+    The same tokens as ``get_video_features`` (a test checks it), computed ``chunk_frames``
+    frames at a time from the one vision layer the model reads, so memory stays flat in the
+    number of frames: ``get_video_features`` needs every hidden state of every frame at once.
 
     Args:
         model: the (unwrapped) transformers model.
         pixel_values_videos: (B, T, 3, S, S).
+        chunk_frames: frames through the vision tower at once.
     """
     config = model.config
     inner = model.model
     batch, frames = pixel_values_videos.shape[:2]
-    layer = config.vision_feature_layer
-    out = inner.get_video_features(
-        pixel_values_videos.to(inner.vision_tower.dtype), output_hidden_states=True, return_dict=True
-    )
-    hidden = out.hidden_states
-    selected = hidden[layer] if isinstance(layer, int) else torch.cat([hidden[i] for i in layer], dim=-1)
-    if config.vision_feature_select_strategy == "default":
-        selected = selected[:, 1:]
+    flat = pixel_values_videos.flatten(0, 1).to(inner.vision_tower.dtype)
+    tokens, queries = [], []
+    for chunk in flat.split(chunk_frames):
+        selected = hidden_states(inner.vision_tower, chunk, config.vision_feature_layer)
+        if config.vision_feature_select_strategy == "default":
+            selected = selected[:, 1:]
+        queries.append(inner.apply_pooling(selected))
+        tokens.append(inner.apply_pooling(inner.multi_modal_projector(selected)))
     h, w = visual_grid(config)
-    query = inner.apply_pooling(selected).view(batch, frames, h, w, -1)
-    tokens = out.pooler_output[:, :-1].reshape(batch, frames, h, w, -1)  # drop the newline token
-    return VisualTokens(tokens=tokens, query_features=query)
+    return VisualTokens(
+        tokens=torch.cat(tokens).view(batch, frames, h, w, -1),
+        query_features=torch.cat(queries).view(batch, frames, h, w, -1),
+    )
 
 
 def video_encoder_outputs(

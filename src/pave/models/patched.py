@@ -35,6 +35,7 @@ from torch import nn
 from pave import __version__
 from pave.adapters import ADAPTER_KINDS, AdapterConfig, TokenAdapter, TokenLayout
 from pave.models import llava_onevision as family
+from pave.models.devices import resolve_dtype
 from pave.models.llava_onevision import VisualTokens
 from pave.patch import PatchAttention, PatchConfig, PavePatch
 
@@ -92,11 +93,14 @@ class PatchedModel(nn.Module):
     # ----------------------------------------------------------------- construction
     @classmethod
     def from_base(cls, model_id_or_path: str, dtype: torch.dtype | str | None = None, **kwargs) -> PatchedModel:
-        """Load a base model (a local folder or a model id) from safetensors weights only."""
+        """Load a base model (a local folder or a model id) from safetensors weights only.
+
+        ``dtype``: default (``None`` or ``"auto"``) bfloat16 when a CUDA GPU is there, else
+        float32 (:func:`~pave.models.devices.resolve_dtype`), not the checkpoint's float16."""
         from transformers import LlavaOnevisionForConditionalGeneration
 
         base = LlavaOnevisionForConditionalGeneration.from_pretrained(
-            model_id_or_path, dtype=dtype, use_safetensors=True, **kwargs
+            model_id_or_path, dtype=resolve_dtype(dtype), use_safetensors=True, **kwargs
         )
         return cls(base, base_name=str(model_id_or_path)).eval()
 

@@ -1,15 +1,18 @@
 """Frames -> ``pixel_values_videos`` for a base model's vision tower.
 
 transformers' own video processors need torchvision, which is not always installable beside a
-given torch build; resizing and normalising frames is simple enough to do in torch directly.
-The numbers come from the checkpoint's (video_)preprocessor_config.json, as they do for
-transformers' processors.
+given torch build; resizing and normalising frames is simple enough to do in torch directly, and
+done as torchvision does it (antialiased bicubic on the uint8 frames, then rescale and
+normalise) the pixel values equal transformers' processor exactly
+(``benchmarks/check_preprocessing.py`` measures it). The numbers come from the checkpoint's
+(video_)preprocessor_config.json, as they do for transformers' processors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -17,11 +20,14 @@ import torch.nn.functional as F
 
 # Files a checkpoint may hold its preprocessing facts in, most specific first.
 PREPROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+# Bumped whenever the resizing arithmetic changes, so caches of older pixel values are not reused.
+RESIZE_ALGORITHM = "bicubic-antialias-uint8"
 
 
 @dataclass
 class VideoPreprocessor:
-    """Resize frames to ``size`` x ``size`` (bicubic, as SigLIP's processor), rescale, normalise."""
+    """Resize frames to ``size`` x ``size`` (antialiased bicubic, as SigLIP's processor), rescale,
+    normalise."""
 
     size: int = 384
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -52,14 +58,27 @@ class VideoPreprocessor:
             rescale_factor=float(data.get("rescale_factor", cls.rescale_factor)),
         )
 
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything that decides the pixel values (for cache keys)."""
+        facts = json.dumps({**asdict(self), "resize": RESIZE_ALGORITHM}, sort_keys=True)
+        return hashlib.sha1(facts.encode()).hexdigest()[:12]
+
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(T, H, W, 3) uint8 RGB frames -> (T, 3, size, size) float32 pixel values."""
         x = torch.as_tensor(np.asarray(frames))
-        if x.dim() != 4 or x.shape[-1] != 3:
-            raise ValueError(f"expected frames of shape (T, H, W, 3), got {tuple(x.shape)}")
-        x = x.permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", align_corners=False)
-        x = x.clamp(0, 255) * self.rescale_factor
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return (x - mean) / std
+        if x.dim() != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 frames of shape (T, H, W, 3), got {tuple(x.shape)} {x.dtype}")
+        x = x.permute(0, 3, 1, 2)
+        if x.shape[-2:] != (self.size, self.size):
+            # As torchvision resizes uint8 images: natively in uint8 on the CPU, elsewhere in
+            # float32, clamped and rounded. Without antialiasing, 1080p frames differ by up to 2.
+            if x.device.type == "cpu":
+                x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)
+            else:
+                x = F.interpolate(x.float(), size=(self.size, self.size), mode="bicubic", antialias=True)
+                x = x.clamp_(0, 255).round_()
+        # Rescaling folded into the normalisation, in the same float arithmetic as transformers.
+        mean = (torch.tensor(self.mean) * (1.0 / self.rescale_factor)).view(1, 3, 1, 1)
+        std = (torch.tensor(self.std) * (1.0 / self.rescale_factor)).view(1, 3, 1, 1)
+        return (x.float() - mean) / std

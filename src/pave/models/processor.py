@@ -1,10 +1,16 @@
 """Prompts, answers and frames -> model inputs for a LLaVA-OneVision base.
 
-The tokenizer's own chat template renders the conversation; its single ``<video>`` placeholder is
+The checkpoint's multimodal chat template renders the conversation: real LLaVA-OneVision
+checkpoints keep it with the processor (``chat_template.jinja`` or ``chat_template.json``), and
+their tokenizer's own template is Qwen2's text-only one, so it is read the way transformers'
+``AutoProcessor`` reads it (without needing torchvision). Its single ``<video>`` placeholder is
 expanded to the number of visual tokens the model will scatter there (as transformers' processor
 does), and labels mask everything but the answer so only answer tokens count in the loss. Adapters
 that pool the visual tokens or add tokens of their own change that number: pass the model's
 :meth:`~pave.models.patched.PatchedModel.token_layout` as ``layout``.
+
+Messages are sent as content parts (``[{"type": "text", "text": ...}]``), the form the real
+template renders; a plain string system message renders as nothing under it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from pave.adapters import TokenLayout
-from pave.models.llava_onevision import visual_grid
+from pave.models.llava_onevision import DEFAULT_SYSTEM_PROMPT, visual_grid
 from pave.models.preprocess import VideoPreprocessor
 
 IGNORE_INDEX = -100
@@ -24,11 +30,14 @@ class VideoChatProcessor:
     """Builds ``input_ids``, ``attention_mask``, ``labels`` and ``pixel_values_videos``.
 
     Args:
-        tokenizer: the base model's tokenizer (with a chat template).
+        tokenizer: the base model's tokenizer.
         config: the base model's ``LlavaOnevisionConfig``.
         preprocessor: frame preprocessing; defaults to the vision tower's input size.
-        system_prompt: optional system message put before every question.
+        system_prompt: system message put before every question; ``None``: the one the base was
+            trained with (:data:`~pave.models.llava_onevision.DEFAULT_SYSTEM_PROMPT`), ``""``: none.
         layout: the video's LLM tokens (grid, newline, extra); default: the base model's grid.
+        chat_template: the multimodal chat template (see :func:`processor_chat_template`);
+            default: the tokenizer's own.
     """
 
     def __init__(
@@ -38,19 +47,23 @@ class VideoChatProcessor:
         preprocessor: VideoPreprocessor | None = None,
         system_prompt: str | None = None,
         layout: TokenLayout | None = None,
+        chat_template: str | None = None,
     ):
         self.tokenizer = tokenizer
         self.config = config
         self.layout = layout or TokenLayout(grid=visual_grid(config))
         self.preprocessor = preprocessor or VideoPreprocessor(size=config.vision_config.image_size)
-        self.system_prompt = system_prompt
+        self.system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+        self.chat_template = chat_template or tokenizer.chat_template
+        if not self.chat_template:
+            raise ValueError("the base model has no chat template (chat_template.jinja, chat_template.json or the tokenizer's)")
         self.video_token = tokenizer.convert_ids_to_tokens(config.video_token_id)
 
     @classmethod
     def from_pretrained(cls, model_id_or_path, model, system_prompt: str | None = None) -> VideoChatProcessor:
         """The processor of a :class:`~pave.models.PatchedModel` loaded from ``model_id_or_path``:
-        the checkpoint's tokenizer and preprocessing facts (the tower's input size when it has
-        none), and the token layout of the model's active adapters."""
+        the checkpoint's tokenizer, chat template and preprocessing facts (the tower's input size
+        when it has none), and the token layout of the model's active adapters."""
         from transformers import AutoTokenizer
 
         try:
@@ -58,13 +71,28 @@ class VideoChatProcessor:
         except OSError:
             preprocessor = None
         tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
-        return cls(tokenizer, model.config, preprocessor, system_prompt, layout=model.token_layout())
+        return cls(
+            tokenizer,
+            model.config,
+            preprocessor,
+            system_prompt,
+            layout=model.token_layout(),
+            chat_template=processor_chat_template(model_id_or_path),
+        )
 
     def prompt_ids(self, question: str, frames: int) -> list[int]:
         """Token ids of the conversation up to the assistant's turn, video placeholder expanded."""
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]})
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        messages = [_message("system", self.system_prompt)] if self.system_prompt else []
+        messages.append(_message("user", question, video=True))
+        try:
+            text = self.tokenizer.apply_chat_template(
+                messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+            )
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"the chat template does not render multimodal messages ({exc}); a LLaVA-OneVision "
+                "checkpoint keeps that template in chat_template.jinja or chat_template.json"
+            ) from None
         if text.count(self.video_token) != 1:
             raise ValueError(f"the chat template must render exactly one {self.video_token} placeholder")
         before, after = text.split(self.video_token)
@@ -135,3 +163,19 @@ class VideoChatProcessor:
         if label_sequences is not None:
             batch["labels"] = labels
         return batch
+
+
+def processor_chat_template(model_id_or_path) -> str | None:
+    """The chat template a checkpoint keeps for its processor (``chat_template.jinja``,
+    ``chat_template.json`` or ``processor_config.json``), read as ``AutoProcessor`` reads it;
+    ``None`` when it has none. Of several named templates, the ``default`` one."""
+    from transformers.processing_utils import ProcessorMixin
+
+    template = ProcessorMixin.get_processor_dict(str(model_id_or_path))[0].get("chat_template")
+    return template.get("default") if isinstance(template, dict) else template
+
+
+def _message(role: str, text: str, video: bool = False) -> dict:
+    """A chat message as content parts, with the video placeholder first when ``video``."""
+    parts = [{"type": "video"}] if video else []
+    return {"role": role, "content": [*parts, {"type": "text", "text": text}]}

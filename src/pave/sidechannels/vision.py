@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pave.models.preprocess import VideoPreprocessor
+from pave.models.towers import hidden_states
 
 _WEIGHT_INDEX, _WEIGHT_FILE = "model.safetensors.index.json", "model.safetensors"
 
@@ -146,11 +147,12 @@ class VisionTower:
         for start in range(0, len(frames), self.batch_size):
             pixels = preprocess(frames[start : start + self.batch_size]).to(param.device, param.dtype)
             with self._lock:
-                hidden = self.model(
-                    pixel_values=pixels,
-                    output_hidden_states=True,
+                hidden = hidden_states(
+                    self.model,
+                    pixels,
+                    self.feature_layer,
                     interpolate_pos_encoding=size is not None and size != self.preprocess.size,
-                ).hidden_states[self.feature_layer]
+                )
             if self.drop_cls:
                 hidden = hidden[:, 1:]
             if hidden.shape[1] != g_h * g_w:

@@ -55,8 +55,9 @@ class VisualTokenCache:
     """The frozen vision tower's output per video, computed once and kept on disk.
 
     Exact, because the tower is frozen and in eval mode: a cached video gives the same tokens
-    as a fresh encode. Files are keyed by the video (path, size, mtime), the number of frames
-    and the base model, and written atomically.
+    as a fresh encode. Files are keyed by the video (path, size, mtime), the number of frames,
+    the base model and the preprocessing's fingerprint (so a change of resizing arithmetic does
+    not reuse older tokens), and written atomically.
 
     Args:
         directory: where the ``.safetensors`` files go.
@@ -73,7 +74,12 @@ class VisualTokenCache:
 
     def path(self, video: Path) -> Path:
         stat = video.stat()
-        key = f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.num_frames}|{self.model.base_name}"
+        key = "|".join(
+            map(
+                str,
+                (video.resolve(), stat.st_size, stat.st_mtime_ns, self.num_frames, self.model.base_name, self.preprocessor.fingerprint),
+            )
+        )
         return self.directory / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.safetensors"
 
     def build(

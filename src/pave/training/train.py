@@ -6,22 +6,21 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 import yaml
 from transformers import set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pave.data.datasets.base import load_samples
+from pave.models.devices import resolve_dtype
 from pave.models.patched import LORA_CONFIG_NAME, PATCH_KINDS, PatchedModel, read_patch_config
 from pave.models.processor import VideoChatProcessor
 from pave.sidechannels.store import FeatureStore
 from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
 from pave.training.recipe import Recipe
-from pave.training.trainer import PatchTrainer, bf16_available, training_arguments
+from pave.training.trainer import PatchTrainer, training_arguments
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # patch.method -> the patch kind it trains (None: LoRA only).
 METHOD_KINDS = {
     "ft": None,
@@ -33,19 +32,15 @@ METHOD_KINDS = {
 }
 
 
-def resolve_dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if bf16_available() else torch.float32
-    if name not in DTYPES:
-        raise ValueError(f"model.dtype must be auto or one of {sorted(DTYPES)}, got {name!r}")
-    return DTYPES[name]
-
-
 def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
     """The base with frozen earlier patches, LoRA and the new patch or adapter, and its processor."""
     if recipe.patch.method not in METHOD_KINDS:
         raise ValueError(f"patch.method must be one of {sorted(METHOD_KINDS)}, got {recipe.patch.method!r}")
-    model = PatchedModel.from_base(recipe.model.base, dtype=resolve_dtype(recipe.model.dtype))
+    try:
+        dtype = resolve_dtype(recipe.model.dtype)
+    except ValueError as exc:
+        raise ValueError(f"model.dtype: {exc}") from None
+    model = PatchedModel.from_base(recipe.model.base, dtype=dtype)
     for directory in recipe.patch.init_patches:
         model.load_patch(directory, trainable=False)
     # Stage-wise training continues the LoRA trained with the earlier patches, if any.
