@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--cache-visual-tokens", action="store_true", help="cache the vision tower's tokens in OUT")
+    parser.add_argument(
+        "--restart", action="store_true",
+        help="discard predictions already in OUT (without it, a run resumes them if the same model and settings made them)",
+    )
     add_device_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -41,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pave.evaluation.evaluate import evaluate
+    from pave.evaluation.provenance import StalePredictionsError
     from pave.evaluation.scoring import format_report
     from pave.inference import load_for_inference
 
@@ -52,11 +58,16 @@ def run(args: argparse.Namespace) -> int:
         args.patch, base=args.base, num_frames=args.frames, system_prompt=args.system_prompt,
         device=args.device, dtype=args.dtype,
     )
-    report = evaluate(
-        loaded.model, loaded.processor, args.task, args.annotations, args.media_root, args.out, features,
-        num_frames=loaded.num_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-        visual_cache=Path(args.out) / "visual-cache" if args.cache_visual_tokens else None,
-    )
+    try:
+        report = evaluate(
+            loaded.model, loaded.processor, args.task, args.annotations, args.media_root, args.out, features,
+            num_frames=loaded.num_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+            visual_cache=Path(args.out) / "visual-cache" if args.cache_visual_tokens else None,
+            restart=args.restart,
+        )
+    except StalePredictionsError as exc:
+        logging.getLogger("pave.eval").error("%s", exc)
+        return 1
     print(format_report(report))
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pave.data.datasets.base import load_samples
 from pave.evaluation.cost import model_accounting
+from pave.evaluation.provenance import run_record
 from pave.evaluation.runner import generate_predictions
 from pave.evaluation.scoring import format_report, score
 from pave.sidechannels.store import FeatureStore
@@ -35,6 +36,7 @@ def evaluate(
     max_new_tokens: int = 32,
     visual_cache: str | Path | None = None,
     run_name: str | None = None,
+    restart: bool = False,
 ) -> dict:
     """Generate (resumably) and score; returns the report written to ``out/metrics.json``.
 
@@ -45,6 +47,8 @@ def evaluate(
         visual_cache: a folder to cache the frozen vision tower's tokens in (reruns skip it).
         run_name: when several runs share ``out``, files are ``predictions_<run_name>.jsonl``
             and ``metrics_<run_name>.json`` / ``.md``.
+        restart: discard predictions already in ``out``; without it, predictions made by
+            another model or with other settings are refused (see :mod:`pave.evaluation.provenance`).
     """
     out = Path(out)
     suffix = f"_{run_name}" if run_name else ""
@@ -62,6 +66,8 @@ def evaluate(
     predictions = generate_predictions(
         model, dataset, QACollator(processor, train=False), out / f"predictions{suffix}.jsonl",
         batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{run_name or task} answers",
+        run=run_record(model, processor, task, annotations, num_frames, max_new_tokens, features or {}),
+        restart=restart,
     )
     report = score(task, samples, predictions)
     report["cost"] = model_accounting(model, num_frames, dataset[0]).to_dict()
