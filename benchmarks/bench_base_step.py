@@ -29,6 +29,7 @@ import sys
 import time
 
 import torch
+from bench_patch import _reset_peak_rss, _status_kib  # this folder's /proc readers
 
 from pave.configs import bundled_config
 from pave.models.devices import resolve_device, resolve_dtype
@@ -81,8 +82,7 @@ def peak_start(device) -> int:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         return torch.cuda.memory_allocated()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := current RSS
+    _reset_peak_rss()
     return _status_kib("VmRSS") * 1024
 
 
@@ -91,14 +91,6 @@ def peak_end(device, start: int) -> int:
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - start
     return _status_kib("VmHWM") * 1024 - start
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def main() -> None:
@@ -153,8 +145,16 @@ def main() -> None:
         child += ["--dtype", args.dtype] + (["--device", args.device] if args.device else [])
         peak = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         median = statistics.median(seconds)
-        result[variant] = {"step_s": median, "tokens_per_s": tokens / median, "peak_mib": peak["peak_bytes"] / 2**20}
-        print(f"{variant:>5}: {median:.2f} s/step, {tokens / median:.0f} tokens/s, peak +{result[variant]['peak_mib']:.0f} MiB")
+        result[variant] = {
+            "step_s": median,
+            "step_s_runs": seconds,
+            "tokens_per_s": tokens / median,
+            "peak_mib": peak["peak_bytes"] / 2**20,
+        }
+        print(
+            f"{variant:>5}: {median:.2f} s/step (runs {min(seconds):.2f}-{max(seconds):.2f}), "
+            f"{tokens / median:.0f} tokens/s, peak +{result[variant]['peak_mib']:.0f} MiB"
+        )
     result["time_ratio"] = result["pave"]["step_s"] / result["lora"]["step_s"]
     result["memory_ratio"] = result["pave"]["peak_mib"] / result["lora"]["peak_mib"]
     print(f"patch + LoRA / LoRA alone: time {result['time_ratio']:.3f}x, peak memory {result['memory_ratio']:.3f}x")
