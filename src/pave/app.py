@@ -123,6 +123,9 @@ def build_app(
         lines = []
         for path in selection(chosen):
             config = read_patch_config(path)[0]
+            if not config.uses_side:
+                lines.append(f"- `{path.name}` reads no side channel")
+                continue
             channel = config.side_channel or "?"
             where = "from the video itself" if channel in ("audio", "video") else "upload it"
             lines.append(
@@ -149,10 +152,16 @@ def build_app(
         for piece in answerer.stream(inputs, question, max_new_tokens):
             text += piece
             yield text, "Answering…", None
-        heatmap = answerer.save_heatmap(inputs, heatmaps / f"heatmap-{uuid.uuid4().hex}.png")
+        heatmap = (
+            str(answerer.save_heatmap(inputs, heatmaps / f"heatmap-{uuid.uuid4().hex}.png"))
+            if answerer.has_heatmap
+            else None
+        )
         used = ", ".join(f"{name} ← {Path(src).name}" for name, src in inputs.sources.items()) or "none"
         status = f"Answered in {time.perf_counter() - start:.1f} s. Side channels: {used}."
-        yield text.strip() or "(the model gave an empty answer)", status, str(heatmap)
+        if heatmap is None:
+            status += " No heatmap: the selected adapters have no temporal cross-attention."
+        yield text.strip() or "(the model gave an empty answer)", status, heatmap
 
     with gr.Blocks(title="PAVE demo", analytics_enabled=False) as app:
         gr.Markdown(

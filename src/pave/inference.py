@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from pave.adapters import TokenAdapter
 from pave.data.media import Frames
 from pave.models.devices import resolve_device, resolve_dtype
 from pave.models.llava_onevision import VisualTokens
@@ -274,6 +275,11 @@ class Answerer:
         )
 
     # ----------------------------------------------------------------- attention
+    @property
+    def has_heatmap(self) -> bool:
+        """Whether an active patch has a cross-attention to draw (PAVE patches do, adapters not)."""
+        return any(not isinstance(self.model.patches[n], TokenAdapter) for n in self.model.active_patches)
+
     @torch.no_grad()
     def attention(self, inputs: Inputs) -> dict[str, PatchAttention]:
         """Patch name -> its cross-attention weights on these inputs (see :mod:`pave.viz`)."""
@@ -303,7 +309,10 @@ class Answerer:
 
         attention = self.attention(inputs)
         if not attention:
-            raise ValueError("no active patch: there is no cross-attention to draw")
+            raise ValueError(
+                "no active PAVE patch: there is no temporal cross-attention to draw "
+                "(adapters such as interleave, qformer and pooling have none)"
+            )
         patch = patch or next(iter(attention))
         if patch not in attention:
             raise KeyError(f"no active patch named {patch!r}; active: {sorted(attention)}")

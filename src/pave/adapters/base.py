@@ -64,11 +64,14 @@ class AdapterConfig:
 
     Args:
         side_channel: name of the side channel the adapter reads (None: its own name).
+        side_encoder: the encoder that produced its training features (as
+            :attr:`pave.patch.PatchConfig.side_encoder`), so inference encodes media the same way.
         base_model: id or path of the base model it was trained on.
         pave_version: version of ``pave`` that wrote the config.
     """
 
     side_channel: str | None = None
+    side_encoder: str | None = None
     base_model: str | None = None
     pave_version: str = dataclasses.field(default_factory=lambda: _version())
 

@@ -23,7 +23,7 @@ from pave.flops import (
     llm_prefill_flops,
     parameter_count,
 )
-from pave.models.llava_onevision import tokens_per_frame
+from pave.models.llava_onevision import VisualTokens, query_dim, tokens_per_frame, visual_grid
 from pave.models.patched import PatchedModel, kind_of
 
 
@@ -44,7 +44,7 @@ def model_accounting(model: PatchedModel, num_frames: int, item: dict) -> Accoun
     Args:
         num_frames: key frames per video.
         item: one dataset item (:class:`~pave.training.data.QADataset`), whose side channels give
-            the real side lengths.
+            the real side lengths (its frames or cached visual tokens are not needed).
     """
     method = method_of(model)
     lora_rank = model.base.peft_config["default"].r if model.has_lora else LORA_RANK
@@ -73,8 +73,13 @@ def _measured_adapter_cost(model, method, num_frames, item, lora_rank) -> Accoun
     layout = model.token_layout()
     # As pave.flops counts: the visual grid and the extra tokens, not the newline, plus the prompt.
     llm_tokens = layout.grid_tokens(num_frames) + layout.extra + TEXT_TOKENS
-    visual = {k: v[None] for k, v in item["visual"].items()}
-    side = {name: {"tokens": channel.tokens[None]} for name, channel in item["side"].items()}
+    # FLOPs depend on shapes only: zeros of the visual tokens' shape serve, cached or not.
+    h, w = visual_grid(model.config)
+    visual = VisualTokens(
+        torch.zeros(1, num_frames, h, w, model.config.text_config.hidden_size),
+        torch.zeros(1, num_frames, h, w, query_dim(model.config, "vision")),
+    ).to(next(model.llava.parameters()).device)
+    side = {name: {"tokens": channel.tokens[None].to(visual.tokens.device)} for name, channel in item["side"].items()}
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.adapted_tokens(visual, side)
     flops_adapter = counter.get_total_flops()

@@ -504,7 +504,7 @@ class PatchedModel(nn.Module):
     def side_channel_of(self, name: str) -> str | None:
         """The side channel a patch or adapter reads (its config's, else its own name), or None."""
         config = self.patches[name].config
-        if isinstance(config, AdapterConfig) and not config.uses_side:
+        if not config.uses_side:
             return None
         return config.side_channel or name
 

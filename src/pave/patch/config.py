@@ -106,6 +106,11 @@ class PatchConfig:
     def head_dim(self) -> int:
         return self.hidden_dim // self.num_heads
 
+    @property
+    def uses_side(self) -> bool:
+        """A PAVE patch always reads a side channel (adapter configs answer the same question)."""
+        return True
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

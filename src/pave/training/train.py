@@ -85,7 +85,7 @@ def add_method(model: PatchedModel, recipe: Recipe) -> None:
     else:
         side_fields = {"side_dim": None} if kind == "qformer" else {}  # no channel: the video branch only
         if uses_side:
-            side_fields = {"side_channel": channel, "side_dim": first.dim}
+            side_fields = {"side_channel": channel, "side_dim": first.dim, "side_encoder": first.encoder}
             if kind == "interleave":
                 side_fields |= {"side_grid": first.grid, "side_frames": first.tokens.shape[0]}
         config = model.adapter_config(kind, **(side_fields | section.config))
