@@ -9,11 +9,15 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from pave.cli import main
+from pave.data.datasets.base import Sample
 from pave.data.media import write_video
 from pave.sidechannels import FeatureStore
+from pave.sidechannels.base import SideChannel
 from pave.sidechannels.extract import discover_items, extract
+from pave.training.data import store_source
 
 
 def clip(path, seconds=3.0, seed=0):
@@ -49,7 +53,29 @@ def test_discover_items(media, tmp_path):
     paths = {"ego": "t/aria.mp4", **{f"exo{k}": f"t/cam0{k}.mp4" for k in (2, 1)}}
     egoexo.write_text(json.dumps({"annotations": [{"take_uid": "u", "video_paths": paths}]}))
     (item,) = discover_items("exo", egoexo, media_root=media)
-    assert item.id == "t" and [p.name for p in item.paths] == ["cam01.mp4", "cam02.mp4"]
+    assert item.id == "t/cam01+cam02" and [p.name for p in item.paths] == ["cam01.mp4", "cam02.mp4"]
+
+
+def test_items_sharing_a_folder_keep_their_own_ids_and_are_found_by_their_views(tmp_path):
+    """Two exo items whose views sit in one folder were once both stored as that folder."""
+    listing = tmp_path / "views.txt"
+    listing.write_text("take/a.mp4\ttake/b.mp4\ntake/c.mp4\ttake/d.mp4\n")
+    items = discover_items("exo", listing)
+    assert [i.id for i in items] == ["take/a+b", "take/c+d"]
+    store = FeatureStore(tmp_path / "store")
+    for value, item in enumerate(items):
+        store.put(item.id, SideChannel(torch.full((2, 1, 1, 3), float(value)), torch.arange(2.0), "exo", "test"))
+    source = store_source(store, "exo")
+    for value, views in enumerate((("take/a.mp4", "take/b.mp4"), ("take/c.mp4", "take/d.mp4"))):
+        sample = Sample(id=str(value), task="egoexo_proficiency", source="x", question="q", prompt="q", side_channels={"exo": views})
+        assert source(sample).tokens.unique().tolist() == [float(value)]
+
+
+def test_two_media_under_one_id_are_refused(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "clip.mkv").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"two items would both be stored as 'clip'"):
+        discover_items("audio", tmp_path)
 
 
 def test_cli_skips_bad_items_and_resumes(media, tmp_path, caplog):

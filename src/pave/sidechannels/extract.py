@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +83,8 @@ def _items_from_folder(kind: str, folder: Path) -> list[Item]:
     videos = sorted(p for p in folder.rglob("*") if p.suffix in VIDEO_SUFFIXES and p.is_file())
     if kind == "exo":  # one item per folder of view videos
         dirs = sorted({v.parent for v in videos})
-        return [Item(d.relative_to(folder).as_posix() or d.name, (d,)) for d in dirs]
+        views = {d: [v.relative_to(folder).as_posix() for v in videos if v.parent == d] for d in dirs}
+        return [Item(exo_item_id(views[d]), (d,)) for d in dirs]
     return [Item(_strip_suffix(v.relative_to(folder).as_posix()), (v,)) for v in videos]
 
 
@@ -101,9 +102,19 @@ def _items_from_list(kind: str, list_file: Path) -> list[Item]:
 
 
 def _item_id(names: list[str]) -> str:
+    return _strip_suffix(names[0]) if len(names) == 1 else exo_item_id(names)
+
+
+def exo_item_id(views: Sequence[str | Path]) -> str:
+    """The id of an item of several views: their common folder, then the views' names without
+    suffix joined by ``+`` (``take/cam01+cam02``), so two items sharing a folder never share an
+    id. Training and evaluation look exo features up by the same rule."""
+    names = [_strip_suffix(Path(v).as_posix()) for v in views]
     if len(names) == 1:
-        return _strip_suffix(names[0])
-    return os.path.commonpath(names) or _strip_suffix(names[0])
+        return names[0]
+    common = os.path.commonpath(names)
+    rest = "+".join(Path(n).relative_to(common).as_posix() if common else n for n in names)
+    return f"{common}/{rest}" if common else rest
 
 
 def _records(data) -> Iterable[dict]:
@@ -126,9 +137,8 @@ def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> lis
             names = [str(v) for k, v in sorted(name.items()) if k.startswith("exo")]
         else:
             names = [str(name)]
-        item_id = _item_id(names)
-        if item_id not in items:
-            items[item_id] = Item(item_id, tuple(_resolve_media(media_root, n) for n in names))
+        item = Item(_item_id(names), tuple(_resolve_media(media_root, n) for n in names))
+        items.setdefault(item.id, item)  # several questions about one video: extracted once
     return list(items.values())
 
 
@@ -154,7 +164,20 @@ def discover_items(kind: str, inputs: str | Path, media_root: str | Path | None 
         items = _items_from_list(kind, inputs)
     else:
         raise FileNotFoundError(f"{inputs}: no such folder, list or annotation file")
-    return items
+    return _unique(items, inputs)
+
+
+def _unique(items: list[Item], inputs: Path) -> list[Item]:
+    """Items once each; two different media under one id would overwrite each other's features."""
+    seen: dict[str, Item] = {}
+    for item in items:
+        other = seen.setdefault(item.id, item)
+        if other.paths != item.paths:
+            raise ValueError(
+                f"{inputs}: two items would both be stored as {item.id!r} ({other.source} and {item.source}); "
+                "give them distinct names"
+            )
+    return list(seen.values())
 
 
 def extract(
