@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from transformers import Trainer
 
 from pave.data.datasets.base import load_samples
-from pave.data.synthetic import SyntheticSpec, generate
+from pave.data.synthetic import DATA_REVISION, SyntheticSpec, generate
 from pave.evaluation.evaluate import evaluate
 from pave.models.devices import resolve_device, resolve_dtype
 from pave.models.patched import PatchedModel
@@ -43,7 +43,7 @@ TASK = "music_avqa"
 MODALITIES = {"visual": "Visual", "audio": "Audio", "audio_visual": "Audio-Visual"}
 SYSTEM_PROMPT = "Answer the question about the video with one word."
 # Bumped whenever the tiny base or its pre-training changes, so cached bases are not reused.
-BASE_REVISION = 4
+BASE_REVISION = 5
 # Method -> its row label; every one but zero-shot is trained with LoRA (``patch.method``).
 METHODS = {
     "zero-shot": "Zero-shot",
@@ -226,7 +226,7 @@ def _evaluate(method, model, base, settings, data_root, annotations, audio_store
 def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain_annotations: Path) -> Path:
     """The tiny base, pre-trained (all weights) on visual questions only; cached by settings."""
     key = json.dumps(
-        [BASE_REVISION, asdict(settings.data), asdict(settings.sizes), settings.seed, settings.num_frames, settings.pretrain_epochs, settings.pretrain_lr],
+        [BASE_REVISION, DATA_REVISION, asdict(settings.data), asdict(settings.sizes), settings.seed, settings.num_frames, settings.pretrain_epochs, settings.pretrain_lr],
         sort_keys=True,
     )
     target = cache_dir() / f"quickstart-base-{hashlib.sha1(key.encode()).hexdigest()[:12]}"

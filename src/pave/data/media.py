@@ -254,6 +254,7 @@ def write_video(
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
     keyframe_interval: float = 2.0,
+    lossless: bool = False,
 ) -> Path:
     """Write an H.264 mp4 (yuv420p) with an optional AAC mono track.
 
@@ -263,6 +264,8 @@ def write_video(
         audio: (N,) float32 in [-1, 1] at ``sample_rate``, or None for a silent file.
         keyframe_interval: seconds between key frames; real videos use 1-10 s, which is what
             makes :func:`sample_frames`'s seeking worthwhile.
+        lossless: x264's lossless mode (``qp=0``): the file decodes to exactly the YUV written,
+            whatever rounding the encoder's search makes, so generated data is reproducible.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
@@ -277,7 +280,8 @@ def write_video(
         # One encoder thread: with several, x264's output for the same frames varied from run
         # to run under load, and generated benchmarks must be reproducible byte for byte.
         video.codec_context.thread_count = 1
-        video.codec_context.options = {"preset": "veryfast", "crf": "18", "threads": "1"}
+        quality = {"qp": "0"} if lossless else {"crf": "18"}
+        video.codec_context.options = {"preset": "veryfast", "threads": "1", **quality}
         if audio is not None:
             track = container.add_stream("aac", rate=sample_rate, layout="mono")
         for image in frames:

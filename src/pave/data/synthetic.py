@@ -49,6 +49,10 @@ QUESTIONS = {
 }
 
 
+# Bumped whenever the same spec makes other files (2: lossless video), so old data is rewritten.
+DATA_REVISION = 2
+
+
 @dataclass
 class SyntheticSpec:
     """Sizes of the benchmark. Defaults keep ``pave quickstart`` within minutes on a laptop CPU."""
@@ -90,7 +94,8 @@ def generate(root: str | Path, spec: SyntheticSpec | None = None) -> dict[str, P
     root = Path(root)
     paths = {split: root / f"avqa-{split}.json" for split in ("train", "test", "pretrain")}
     spec_file = root / "spec.json"
-    if spec_file.exists() and json.loads(spec_file.read_text()) == asdict(spec) and all(p.exists() for p in paths.values()):
+    record = {"revision": DATA_REVISION, **asdict(spec)}
+    if spec_file.exists() and json.loads(spec_file.read_text()) == record and all(p.exists() for p in paths.values()):
         logger.info("synthetic benchmark already in %s", root)
         return paths
     (root / VIDEO_FOLDER).mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,9 @@ def generate(root: str | Path, spec: SyntheticSpec | None = None) -> dict[str, P
         for i in tqdm(range(count), desc=f"synthetic {split} videos", unit="video"):
             facts = _draw(rng, f"syn_{split}_{i:05d}", spec)
             frames, audio = render(facts, spec, rng)
-            write_video(root / VIDEO_FOLDER / f"{facts.video_id}.mp4", frames, spec.fps, audio, spec.sample_rate)
+            write_video(
+                root / VIDEO_FOLDER / f"{facts.video_id}.mp4", frames, spec.fps, audio, spec.sample_rate, lossless=True
+            )
             for modality, answer in answers(facts).items():
                 records.append(_record(facts.video_id, len(records), modality, QUESTIONS[modality][:2], answer))
             if split == "train":
@@ -113,7 +120,7 @@ def generate(root: str | Path, spec: SyntheticSpec | None = None) -> dict[str, P
                 pretrain.append(_record(facts.video_id, len(pretrain), "Visual", ("Echo", f"say the word {word}."), word))
         paths[split].write_text(json.dumps(records, indent=1) + "\n")
     paths["pretrain"].write_text(json.dumps(pretrain, indent=1) + "\n")
-    spec_file.write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    spec_file.write_text(json.dumps(record, indent=2) + "\n")
     return paths
 
 
