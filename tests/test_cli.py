@@ -31,3 +31,16 @@ def test_public_api_imports_lazily():
 
     code = "import sys, pave; assert 'transformers' not in sys.modules; pave.PatchConfig; pave.PatchedModel"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_help_imports_neither_torch_nor_transformers():
+    """`pave --help` and every subcommand's parser stay fast: no torch before a command runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom pave.cli import build_parser\nbuild_parser()\n"
+        "loaded = [m for m in ('torch', 'transformers') if m in sys.modules]\nassert not loaded, loaded"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

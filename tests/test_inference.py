@@ -173,6 +173,28 @@ def test_features_of_another_width_are_refused(capsys, caplog, patches, clip, tm
     assert code == 1 and "expects 256-d" in caplog.text
 
 
+def test_batch_skips_a_bad_question_and_names_it(capsys, caplog, patches, clip, tmp_path):
+    (tmp_path / "clip.mp4").symlink_to(clip)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 64)
+    lines = [
+        {"id": "a", "video": "clip.mp4", "question": QUESTION},
+        {"id": "b", "video": "broken.mp4", "question": QUESTION},
+        {"id": "c", "video": "missing.mp4", "question": QUESTION},
+        {"id": "d", "video": "clip.mp4", "question": "how many beeps?"},
+    ]
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, out = infer(capsys, "--patch", patches["audio"], "--batch", questions, "--json")
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ["a", "d"]
+    assert f"{questions}, question 2 ({tmp_path / 'broken.mp4'}, id b): skipped" in caplog.text
+    assert "question 3" in caplog.text and "missing.mp4" in caplog.text
+    assert "answered 2 of 4 questions; 2 skipped" in caplog.text
+    only_bad = tmp_path / "bad.jsonl"
+    only_bad.write_text(json.dumps(lines[1]) + "\n")
+    assert infer(capsys, "--patch", patches["audio"], "--batch", only_bad, "--json")[0] == 1
+
+
 def test_usage_errors(capsys, patches, clip):
     with pytest.raises(SystemExit, match="--video and --question"):
         main(["infer", "--patch", str(patches["audio"]), "--video", str(clip)])

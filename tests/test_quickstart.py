@@ -34,6 +34,7 @@ def test_reduced_quickstart_outputs(tmp_path, cache):
     assert zero["params_trainable"] == 0 < ft["params_trainable"] < pave["params_trainable"]
     assert ft["tflops"] == zero["tflops"] < pave["tflops"]
     assert (out / "quickstart.log").stat().st_size > 0
+    assert (out / "base" / "config.json").exists()  # where the tiny_audio recipe looks for it
     for name in ("zero_shot", "ft", "pave"):
         lines = (out / f"predictions_{name}.jsonl").read_text().splitlines()
         assert len(lines) == 3 * settings.data.test_videos

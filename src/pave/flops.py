@@ -37,16 +37,17 @@ import torch
 from torch import nn
 
 from pave.configs import bundled_config
+from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_METHODS, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
 from pave.patch import PatchConfig, PavePatch
 
-BASES = ("llava-onevision-0.5b", "llava-onevision-7b", "video-llava-7b")
-METHODS = ("base", "ft", "pave", "pave-learnable", "interleave")
-SIDE_CHANNELS = ("none", "audio", "3d", "video", "exo")
+BASES = BUNDLED_BASES
+METHODS = FLOPS_METHODS
+SIDE_CHANNELS = ("none", *SIDE_CHANNEL_KINDS)
 # The LLM's Linear layers that LoRA adapts (paper App. B.2: r = 64 on all of them).
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LORA_RANK = 64
-TEXT_TOKENS = 40  # the paper's prompt length, following its reference [55]
-DURATION = 120.0  # seconds: the paper's assumed video length for audio and dense video
+TEXT_TOKENS = FLOPS_TEXT_TOKENS  # the paper's prompt length
+DURATION = FLOPS_DURATION  # seconds: the paper's assumed video length for audio and dense video
 
 
 @dataclass(frozen=True)

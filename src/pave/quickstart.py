@@ -133,7 +133,7 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
     if summary.failed:
         raise RuntimeError(f"audio extraction failed for {len(summary.failed)} videos: {summary.failed}")
     logger.info("[3/%d] base model", steps)
-    base = settings.base or str(pretrained_tiny_base(settings, data_root, annotations["pretrain"]))
+    base = settings.base or str(_link_base(pretrained_tiny_base(settings, data_root, annotations["pretrain"]), out))
 
     def recipe(method: str) -> Recipe:
         overrides = [
@@ -178,6 +178,17 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
     results = {"settings": _jsonable(asdict(settings)), "patch_dir": str(trained.get("pave", "")), "rows": rows}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _link_base(cached: Path, out: Path) -> Path:
+    """``OUT/base``: a link to the cached tiny base, where recipes such as ``tiny_audio`` look."""
+    link = out / "base"
+    if link.is_symlink():
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(cached.resolve(), target_is_directory=True)
+    logger.info("the pre-trained tiny base: %s (linked as %s)", cached, link)
+    return cached
 
 
 def _forget_stale_results(settings: QuickstartSettings, out: Path) -> None:

@@ -147,3 +147,17 @@ def test_default_dtype_on_cpu_is_float32(real_layout_dir):
     model = PatchedModel.from_base(str(real_layout_dir))
     assert model.llava.dtype == torch.float32
     assert AutoTokenizer.from_pretrained(real_layout_dir).eos_token_id == 151645
+
+
+def test_a_dialogue_renders_as_a_multi_turn_chat_with_the_video_first(real):
+    _, processor = real
+    ids = processor.prompt_ids("And then?", FRAMES, history=[("Who came?", "A man."), ("Did he sit?", "No.")])
+    assert rendered(processor, ids) == (
+        f"<|im_start|>system\n{DEFAULT_SYSTEM_PROMPT}<|im_end|>\n"
+        "<|im_start|>user\n<video>\nWho came?<|im_end|>\n<|im_start|>assistant\nA man.<|im_end|>\n"
+        "<|im_start|>user\nDid he sit?<|im_end|>\n<|im_start|>assistant\nNo.<|im_end|>\n"
+        "<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    batch = processor(["And then?"], ["He left."], num_frames=FRAMES, histories=[[("Who came?", "A man.")]])
+    labels = batch["labels"][0][batch["labels"][0] != -100].tolist()
+    assert labels == processor.tokenizer("He left.", add_special_tokens=False)["input_ids"] + [151645]

@@ -8,7 +8,7 @@ import logging
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from pave.commands import add_benchmark_arguments, add_device_arguments
-    from pave.data.datasets.base import TASKS
+    from pave.evaluation import SCORABLE_TASKS  # not llava_video: training data, nothing to score
 
     parser = subparsers.add_parser(
         "eval",
@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "--patch outputs/music_avqa_7b --features audio=features/music-avqa-audio --out eval/mavqa"
         ),
     )
-    add_benchmark_arguments(parser, TASKS)
+    add_benchmark_arguments(parser, SCORABLE_TASKS)
     parser.add_argument("--media-root", required=True, help="folder the annotations' media paths are relative to")
     parser.add_argument("--patch", action="append", default=[], help="a saved patch directory (repeat to stack)")
     parser.add_argument("--base", help="base model id or path (default: the one the first patch records)")

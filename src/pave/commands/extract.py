@@ -9,7 +9,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from pave.sidechannels.base import KINDS
+    from pave.names import SIDE_CHANNEL_KINDS
 
     parser = subparsers.add_parser(
         "extract",
@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Items already in the store are skipped, so rerunning resumes an interrupted run."
         ),
     )
-    parser.add_argument("kind", choices=KINDS, help="side channel to extract")
+    parser.add_argument("kind", choices=SIDE_CHANNEL_KINDS, help="side channel to extract")
     parser.add_argument(
         "--inputs",
         required=True,

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from pave import flops
+from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_METHODS, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--base",
         required=True,
-        metavar="{" + ",".join(flops.BASES) + ",PATH}",
+        metavar="{" + ",".join(BUNDLED_BASES) + ",PATH}",
         help="a bundled base model, or a transformers config file, model directory or cached model id",
     )
-    parser.add_argument("--method", choices=flops.METHODS, required=True)
+    parser.add_argument("--method", choices=FLOPS_METHODS, required=True)
     parser.add_argument(
         "--side-channel",
-        choices=flops.SIDE_CHANNELS,
+        choices=("none", *SIDE_CHANNEL_KINDS),
         default="none",
         help="needed by pave, pave-learnable, interleave",
     )
@@ -38,12 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--frames", type=int, help="key frames (default: the base model's, 32 for LLaVA-OneVision)"
     )
     parser.add_argument(
-        "--text-tokens", type=int, default=flops.TEXT_TOKENS, help="prompt tokens (default: 40)"
+        "--text-tokens", type=int, default=FLOPS_TEXT_TOKENS, help="prompt tokens (default: 40)"
     )
     parser.add_argument(
         "--duration",
         type=float,
-        default=flops.DURATION,
+        default=FLOPS_DURATION,
         help="video seconds, for audio and dense video (default: 120)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -51,6 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pave import flops
+
     try:
         result = flops.account(
             args.base,

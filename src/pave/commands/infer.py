@@ -110,24 +110,30 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
         )
-        inputs, key = None, None
-        for number, q in enumerate(questions, 1):
-            # Consecutive questions about one video with the same side signals share its encoding.
-            signals = [
-                (k, str(v) if isinstance(v, (str, Path, list)) else id(v)) for k, v in sorted(q.side.items())
-            ]
-            if key != (q.video, signals):
-                inputs, key = answerer.prepare(q.video, q.side), (q.video, signals)
-            _answer(answerer, inputs, q, args, number if args.batch else None)
-    except MissingSideChannel as exc:
-        logger.error(
-            "%s (on the command line: %s or --side FEATURES)", exc, SIDE_OPTIONS.get(exc.channel, "--side")
-        )
-        return 2
     except (MediaError, ValueError, FileNotFoundError, KeyError, ImportError) as exc:
         logger.error("%s", exc)
         return 1
-    return 0
+    inputs, key, failed = None, None, 0
+    for number, q in enumerate(questions, 1):
+        # Consecutive questions about one video with the same side signals share its encoding.
+        signals = [(k, str(v) if isinstance(v, (str, Path, list)) else id(v)) for k, v in sorted(q.side.items())]
+        try:
+            if key != (q.video, signals):
+                inputs, key = answerer.prepare(q.video, q.side), (q.video, signals)
+            _answer(answerer, inputs, q, args, number if args.batch else None)
+        except (MissingSideChannel, MediaError, ValueError, FileNotFoundError, KeyError) as exc:
+            message = str(exc)
+            if isinstance(exc, MissingSideChannel):
+                message += f" (on the command line: {SIDE_OPTIONS.get(exc.channel, '--side')} or --side FEATURES)"
+            if args.batch is None:  # one question: its error is the command's
+                logger.error("%s", message)
+                return 2 if isinstance(exc, MissingSideChannel) else 1
+            failed += 1
+            ident = f", id {q.id}" if q.id else ""
+            logger.error("%s, question %d (%s%s): skipped: %s", args.batch, number, q.video, ident, message)
+    if failed:
+        logger.error("answered %d of %d questions; %d skipped (see above)", len(questions) - failed, len(questions), failed)
+    return 1 if failed == len(questions) else 0
 
 
 def _answer(answerer, inputs, q, args: argparse.Namespace, number: int | None) -> None:

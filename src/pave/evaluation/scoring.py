@@ -202,6 +202,19 @@ def _captions(samples: list[Sample], predictions: list[str]) -> dict[str, float]
     )
 
 
+def _qa(samples: list[Sample], predictions: list[str]) -> dict[str, float]:
+    """The generic task: each sample by its kind (see :mod:`pave.data.datasets.qa`)."""
+    kinds = {"choice": [], "exact_match": [], "caption": []}
+    for sample, prediction in zip(samples, predictions, strict=True):
+        kinds["choice" if sample.options else sample.metric].append((sample, prediction))
+    protocols = {"choice": partial(_choice, extract=extract_letter), "exact_match": _exact_match, "caption": _captions}
+    metrics = {}
+    for kind, pairs in kinds.items():
+        if pairs:
+            metrics.update(protocols[kind]([s for s, _ in pairs], [p for _, p in pairs]))
+    return metrics
+
+
 _PROTOCOLS: dict[str, Protocol] = {
     "avsd": _captions,
     "avqa": partial(_choice, extract=extract_letter),
@@ -212,6 +225,7 @@ _PROTOCOLS: dict[str, Protocol] = {
     "videomme": partial(_choice, extract=extract_letter),
     "mvbench": _mvbench,
     "mlvu": partial(_choice, extract=extract_letter, macro=("task",)),
+    "qa": _qa,
 }
 
 #: Task names :func:`score` accepts (every loader task but the training-only ``llava_video``).

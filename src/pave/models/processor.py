@@ -80,10 +80,15 @@ class VideoChatProcessor:
             chat_template=processor_chat_template(model_id_or_path),
         )
 
-    def prompt_ids(self, question: str, frames: int) -> list[int]:
-        """Token ids of the conversation up to the assistant's turn, video placeholder expanded."""
+    def prompt_ids(self, question: str, frames: int, history: Sequence[tuple[str, str]] = ()) -> list[int]:
+        """Token ids of the conversation up to the assistant's turn, video placeholder expanded.
+
+        ``history``: earlier (question, answer) turns, oldest first; the video goes with the
+        first question, as in a multi-turn chat about one video."""
         messages = [_message("system", self.system_prompt)] if self.system_prompt else []
-        messages.append(_message("user", question, video=True))
+        for number, (asked, answered) in enumerate(history):
+            messages += [_message("user", asked, video=number == 0), _message("assistant", answered)]
+        messages.append(_message("user", question, video=not history))
         try:
             text = self.tokenizer.apply_chat_template(
                 messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
@@ -110,6 +115,7 @@ class VideoChatProcessor:
         frames: torch.Tensor | Sequence | None = None,
         num_frames: int | None = None,
         padding_side: str = "right",
+        histories: Sequence[Sequence[tuple[str, str]]] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Batch of questions (and answers for training).
 
@@ -119,6 +125,8 @@ class VideoChatProcessor:
             frames: B uint8 frame arrays (T, H, W, 3), stacked to ``pixel_values_videos``
                 (B, T, 3, S, S). Omit when the visual tokens are cached; then pass ``num_frames``.
             padding_side: ``"right"`` for training, ``"left"`` for batched generation.
+            histories: B lists of earlier (question, answer) turns (dialogues); the loss is
+                on the last answer only.
         """
         if frames is not None:
             pixel_values = torch.stack([self.preprocessor(f) for f in frames])
@@ -128,8 +136,10 @@ class VideoChatProcessor:
         if answers is not None and len(answers) != len(questions):
             raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
         sequences, label_sequences = [], []
+        if histories is not None and len(histories) != len(questions):
+            raise ValueError(f"{len(questions)} questions but {len(histories)} histories")
         for i, question in enumerate(questions):
-            ids = self.prompt_ids(question, num_frames)
+            ids = self.prompt_ids(question, num_frames, histories[i] if histories is not None else ())
             labels = [IGNORE_INDEX] * len(ids)
             if answers is not None:
                 answer = self.answer_ids(answers[i])

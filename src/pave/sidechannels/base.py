@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from pave.names import SIDE_CHANNEL_KINDS
+
 # Side-channel kinds, named as on the command line.
-KINDS = ("audio", "video", "3d", "exo")
+KINDS = SIDE_CHANNEL_KINDS
 
 
 @dataclass

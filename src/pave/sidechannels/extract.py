@@ -129,7 +129,9 @@ def _records(data) -> Iterable[dict]:
 
 def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> list[Item]:
     items: dict[str, Item] = {}
-    for record in _records(json.loads(annotation.read_text())):
+    text = annotation.read_text(encoding="utf-8")
+    data = [json.loads(line) for line in text.splitlines() if line.strip()] if annotation.suffix == ".jsonl" else json.loads(text)
+    for record in _records(data):
         name = next((record[f] for f in MEDIA_FIELDS if record.get(f) not in (None, "")), None)
         if name is None:
             raise ValueError(f"{annotation}: a record has none of the media fields {MEDIA_FIELDS}: {record}")
@@ -149,7 +151,8 @@ def discover_items(kind: str, inputs: str | Path, media_root: str | Path | None 
       folder holding ``color/`` (3d), every folder holding videos (exo, the videos are its views);
     * a ``.txt`` list: one path per line relative to the list's folder (exo: the views of an
       item separated by tabs, or one folder of views);
-    * a ``.json`` annotation file (the benchmark's own): the media named by each record's first
+    * a ``.json`` (or ``.jsonl``) annotation file (the benchmark's own, or the generic ``qa``
+      task's): the media named by each record's first
       field among :data:`MEDIA_FIELDS`, relative to ``media_root`` (default: the file's folder),
       a bare id getting a video suffix; duplicates are extracted once.
     """
@@ -158,7 +161,7 @@ def discover_items(kind: str, inputs: str | Path, media_root: str | Path | None 
         raise ValueError(f"unknown side channel {kind!r}; expected one of {KINDS}")
     if inputs.is_dir():
         items = _items_from_folder(kind, inputs)
-    elif inputs.suffix == ".json":
+    elif inputs.suffix in (".json", ".jsonl"):
         items = _items_from_annotation(kind, inputs, Path(media_root) if media_root else inputs.parent)
     elif inputs.is_file():
         items = _items_from_list(kind, inputs)

@@ -153,7 +153,12 @@ class QADataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        item = {"id": sample.id, "question": sample.prompt, "answer": target_text(sample) if sample.answers else None}
+        item = {
+            "id": sample.id,
+            "question": sample.prompt,
+            "history": sample.history,
+            "answer": target_text(sample) if sample.answers else None,
+        }
         video = self.video_path(sample)
         if self.visual_cache is not None:
             item["visual"] = self.visual_cache.get(video)
@@ -180,13 +185,13 @@ class QACollator:
     def __call__(self, items: Sequence[dict]) -> dict:
         questions = [it["question"] for it in items]
         answers = [it["answer"] for it in items] if self.train else None
-        padding = "right" if self.train else "left"
+        text = {"padding_side": "right" if self.train else "left", "histories": [it.get("history", ()) for it in items]}
         if "visual" in items[0]:
             num_frames = items[0]["visual"]["tokens"].shape[0]
-            batch = self.processor(questions, answers, num_frames=num_frames, padding_side=padding)
+            batch = self.processor(questions, answers, num_frames=num_frames, **text)
             batch["visual"] = {k: torch.stack([it["visual"][k] for it in items]) for k in items[0]["visual"]}
         else:
-            batch = self.processor(questions, answers, frames=[it["frames"] for it in items], padding_side=padding)
+            batch = self.processor(questions, answers, frames=[it["frames"] for it in items], **text)
             batch["frame_times"] = torch.stack([it["frame_times"] for it in items])
         batch["side"] = {name: pad_side([it["side"][name] for it in items]) for name in items[0]["side"]}
         return batch

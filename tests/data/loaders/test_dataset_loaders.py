@@ -214,6 +214,24 @@ def mlvu_files(root):
     return [write(root / "data/1_plotQA.json", records)]
 
 
+def qa_files(root):
+    records = [
+        {
+            "id": "cat-1",
+            "video": "clips/cat.mp4",
+            "question": "What does the cat do?",
+            "choices": ["sleeps", "jumps", "eats"],
+            "answer": "jumps",
+            "group": "indoor",
+        },
+        {"video": "clips/dog.mp4", "question": "Describe the dog.", "answer": ["A dog runs.", "It runs."], "metric": "caption"},
+    ]
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    path = root / "mine.jsonl"
+    path.write_text(lines + "\n", encoding="utf-8")
+    return [path]
+
+
 FIXTURES = {name: globals()[f"{name}_files"] for name in TASKS}
 
 
@@ -308,6 +326,21 @@ EXPECTED = [
         "mlvu",
         ["1_plotQA/0"],
         {"answer_letter": "B", "video": "plotQA/movie101_999.mp4", "groups": {"task": "plotQA"}},
+    ),
+    (
+        "qa",
+        ["cat-1", "mine-1"],
+        {
+            "answer_letter": "B",
+            "answers": ("jumps",),
+            "options": ("sleeps", "jumps", "eats"),
+            "prompt": "What does the cat do?\nA. sleeps\nB. jumps\nC. eats\n"
+            "Answer with the option's letter from the given choices directly.",
+            "video": "clips/cat.mp4",
+            "side_channels": {"audio": ("clips/cat.mp4",), "video": ("clips/cat.mp4",)},
+            "groups": {"group": "indoor"},
+            "metric": None,
+        },
     ),
 ]
 

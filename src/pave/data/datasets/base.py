@@ -30,6 +30,7 @@ TASKS = (
     "videomme",
     "mvbench",
     "mlvu",
+    "qa",
 )
 
 #: Option letters, in order, for multiple-choice benchmarks (MVBench has up to five candidates).
@@ -86,6 +87,8 @@ class Sample:
             media root, or a scene id).
         groups: breakdown dimensions the benchmark reports accuracy by, e.g.
             ``{"duration": "short", "task_type": "OCR Problems"}``.
+        metric: how a free-form answer is scored where the task leaves it to the data (the
+            generic ``qa`` task: ``exact_match`` or ``caption``); None elsewhere.
     """
 
     id: str
@@ -103,6 +106,7 @@ class Sample:
     exo_videos: tuple[str, ...] = ()
     side_channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     groups: Mapping[str, str] = field(default_factory=dict)
+    metric: str | None = None
 
 
 @dataclass(frozen=True)
