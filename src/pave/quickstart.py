@@ -267,7 +267,7 @@ def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain
     args = training_arguments(recipe.train, save_strategy="no")
     Trainer(model=model, args=args, train_dataset=dataset, data_collator=QACollator(processor)).train()
     model.llava.save_pretrained(scratch)
-    shutil.rmtree(scratch / "trainer", ignore_errors=True)
+    shutil.rmtree(recipe.train.checkpoint_dir, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(scratch, target)  # tokenizer and preprocessor files came with save_tiny_model
     return target

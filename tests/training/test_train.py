@@ -1,6 +1,7 @@
 """Training on the tiny model: loss falls, base frozen, small checkpoints, exact resume, DDP."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -36,6 +37,11 @@ def run_cli(args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "pave.cli", *args], env=env, **kwargs)
 
 
+def work(out: Path) -> Path:
+    """Where a run keeps its checkpoints (train.work_dir's default), apart from what it ships."""
+    return out.with_name(out.name + "-work")
+
+
 def trained_weights(out: Path) -> dict[str, torch.Tensor]:
     return {**load_file(out / "patch.safetensors"), **load_file(out / "adapter_model.safetensors")}
 
@@ -44,11 +50,11 @@ def test_tiny_recipe_trains_loss_falls_base_frozen(tiny_model_dir, synthetic_ben
     out = tmp_path / "run"
     recipe = load_recipe(recipes.find("tiny_audio"), overrides(tiny_model_dir, synthetic_bench, out, "train.max_steps=12"))
     train(recipe)
-    state = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())
+    state = json.loads((work(out) / "checkpoint-12" / "trainer_state.json").read_text())
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert len(losses) == 12 and sum(losses[-3:]) < sum(losses[:3]), losses
     # Checkpoints hold the patch and LoRA only, never the frozen base.
-    files = {p.name for p in (out / "checkpoint-12").iterdir()}
+    files = {p.name for p in (work(out) / "checkpoint-12").iterdir()}
     assert {"patch.safetensors", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt"} <= files
     assert "model.safetensors" not in files
     # The base weights on disk are untouched, and the trained model loads on top of them.
@@ -59,6 +65,12 @@ def test_tiny_recipe_trains_loss_falls_base_frozen(tiny_model_dir, synthetic_ben
             plain = key.replace("base_layer.", "")
             assert torch.equal(value, base[plain]), key
     assert model.patches["audio"].output_norm.weight.abs().sum() > 0
+    # What ships is the patch alone: checkpoints and the visual-token cache stay in the work folder.
+    shipped = {p.name for p in out.iterdir()}
+    assert shipped - {"README.md"} == {  # peft may add its model card
+        "patch_config.json", "patch.safetensors", "adapter_config.json", "adapter_model.safetensors", "recipe.yaml",
+    }
+    assert (work(out) / "visual-cache").is_dir()
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_model_dir, synthetic_bench, tmp_path):
@@ -68,7 +80,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_model_dir, synthetic_bench,
 
     proc = run_cli(args + overrides(tiny_model_dir, synthetic_bench, killed), stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while not (killed / "checkpoint-2" / "trainer_state.json").exists():
+    while not (work(killed) / "checkpoint-2" / "trainer_state.json").exists():
         assert proc.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -148,8 +160,8 @@ def test_ddp_two_cpu_processes(tiny_model_dir, synthetic_bench, tmp_path):
     assert rank0.keys() == rank1.keys() and rank0
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), (key, (rank0[key] - rank1[key]).abs().max())
-    assert (out / "patch.safetensors").exists() and (out / "checkpoint-2").is_dir()
-    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert (out / "patch.safetensors").exists() and (work(out) / "checkpoint-2").is_dir()
+    state = json.loads((work(out) / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
 
 
@@ -164,7 +176,7 @@ def test_gradient_checkpointing_trains_the_same_steps(tiny_model_dir, synthetic_
                 overrides(tiny_model_dir, synthetic_bench, out, "train.max_steps=2", f"train.gradient_checkpointing={flag}"),
             )
         )
-        state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+        state = json.loads((work(out) / "checkpoint-2" / "trainer_state.json").read_text())
         losses[flag] = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert losses["true"] == pytest.approx(losses["false"], rel=1e-4)
 
@@ -174,3 +186,58 @@ def test_activation_checkpointing_reaches_the_llm(tiny_model_dir):
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     layers = model.llava.model.language_model
     assert any(getattr(m, "gradient_checkpointing", False) for m in layers.modules())
+
+
+def test_validation_split_keeps_the_best_checkpoint(tiny_model_dir, synthetic_bench, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pave")
+    out = tmp_path / "run"
+    extra = (
+        f"data.validation=[{synthetic_bench['test']}]", "train.max_steps=6", "train.save_steps=2",
+        "train.eval_steps=2", "train.learning_rate=0.05", "train.save_total_limit=null",
+    )
+    train(load_recipe(recipes.find("tiny_audio"), overrides(tiny_model_dir, synthetic_bench, out, *extra)))
+    summary = json.loads((out / "validation.json").read_text())
+    losses = {e["step"]: e["eval_loss"] for e in summary["evaluations"]}
+    assert sorted(losses) == [2, 4, 6]
+    best = min(losses, key=losses.get)
+    assert summary["best_checkpoint"].endswith(f"checkpoint-{best}") and summary["best_eval_loss"] == losses[best]
+    assert f"keeping the best checkpoint {summary['best_checkpoint']}" in caplog.text
+    # What ships is the best checkpoint's patch.
+    assert trained_weights(out).keys() == trained_weights(work(out) / f"checkpoint-{best}").keys()
+    for key, value in trained_weights(out).items():
+        assert torch.equal(value, trained_weights(work(out) / f"checkpoint-{best}")[key]), key
+
+
+def test_a_patched_model_you_built_trains_with_the_plain_trainer_api(tiny_model_dir, synthetic_bench, tmp_path):
+    """As with peft: build the model, hand it to the Trainer with pave's dataset and collator."""
+    from transformers import TrainingArguments
+
+    from pave.data.datasets import load_samples
+    from pave.models.processor import VideoChatProcessor
+    from pave.sidechannels import FeatureStore
+    from pave.training.data import QACollator, QADataset, store_source
+    from pave.training.trainer import PatchTrainer
+
+    model = PatchedModel.from_base(str(tiny_model_dir))
+    model.add_lora(r=4, alpha=8)
+    model.add_patch("audio", model.patch_config(side_dim=256, side_channel="audio", hidden_dim=16, num_heads=2))
+    processor = VideoChatProcessor.from_pretrained(tiny_model_dir, model)
+    samples = load_samples("music_avqa", [synthetic_bench["train"]])
+    audio = store_source(FeatureStore(synthetic_bench["audio"]), "audio")
+    dataset = QADataset(samples, synthetic_bench["root"], 4, {"audio": audio})
+    args = TrainingArguments(
+        str(tmp_path / "work"), max_steps=4, save_steps=2, per_device_train_batch_size=2, learning_rate=1e-2, report_to="none"
+    )
+    before = {k: v.clone() for k, v in model.patches["audio"].state_dict().items()}
+    trainer = PatchTrainer(model=model, args=args, train_dataset=dataset, data_collator=QACollator(processor))
+    trainer.train()
+    assert any(not torch.equal(v, before[k]) for k, v in model.patches["audio"].state_dict().items())
+    saved = model.save_pretrained(tmp_path / "mine")
+    assert PatchedModel.from_pretrained(saved).active_patches == ["audio"]
+    # Keeping the best checkpoint loads that checkpoint's patch and LoRA into the live model.
+    trainer.state.best_model_checkpoint = str(tmp_path / "work" / "checkpoint-2")
+    trainer._load_best_model()
+    live = model.patches["audio"].state_dict()
+    for key, value in load_file(tmp_path / "work" / "checkpoint-2" / "patch.safetensors").items():
+        assert torch.equal(live[key], value), key
+    assert any(not torch.equal(live[k], v) for k, v in load_file(saved / "patch.safetensors").items())

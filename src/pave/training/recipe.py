@@ -67,7 +67,10 @@ class LoraSection:
 @dataclass
 class DataSection:
     """Training data: a benchmark's official annotation files, its media root and the feature
-    stores of the side channels (side channel name -> store directory)."""
+    stores of the side channels (side channel name -> store directory). ``validation``:
+    annotation files of a validation split (same task, media root and stores); with them the
+    validation loss is computed every ``train.eval_steps`` and the best checkpoint is the one
+    saved."""
 
     task: str = ""
     annotations: list[str] = field(default_factory=list)
@@ -75,6 +78,7 @@ class DataSection:
     features: dict[str, str] = field(default_factory=dict)
     limit: int | None = None
     system_prompt: str | None = None
+    validation: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,8 +89,11 @@ class TrainSection:
     ``global_batch_size`` is split into per-device batches and gradient accumulation steps over
     however many processes run. ``cache_visual_tokens`` encodes each video once with the frozen
     vision tower (exact: the tower is frozen and in eval mode) instead of every epoch, in
-    ``visual_cache_dir`` (default: ``output_dir/visual-cache``; runs on the same videos and base
-    can share one).
+    ``visual_cache_dir`` (default: ``work_dir/visual-cache``; runs on the same videos and base
+    can share one). ``work_dir`` (default: ``<output_dir>-work``) holds the checkpoints and the
+    cache, so ``output_dir`` holds only what you ship: the patch, the LoRA adapter and the recipe.
+    ``eval_steps`` (default: ``save_steps``, which must be a multiple of it) spaces the
+    validation runs when ``data.validation`` is set.
     """
 
     output_dir: str = "outputs/run"
@@ -103,12 +110,20 @@ class TrainSection:
     gradient_checkpointing: bool = False
     cache_visual_tokens: bool = True
     visual_cache_dir: str | None = None
+    work_dir: str | None = None
     save_steps: int = 500
+    eval_steps: int | None = None
     save_total_limit: int | None = 2
     logging_steps: int = 10
     dataloader_workers: int = 0
     deepspeed: str | None = None
     report_to: str = "none"
+
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where checkpoints (and, by default, the visual-token cache) go."""
+        return Path(self.work_dir or f"{self.output_dir.rstrip('/')}-work")
 
 
 @dataclass

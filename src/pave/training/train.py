@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -101,6 +102,11 @@ def _first_side_item(recipe: Recipe, channel: str):
     return store.get(store.ids()[0])
 
 
+def _samples(recipe: Recipe, annotations) -> list:
+    samples = load_samples(recipe.data.task, annotations)
+    return samples if recipe.data.limit is None else samples[: recipe.data.limit]
+
+
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:
     """The newest checkpoint the Trainer finished writing (it writes ``trainer_state.json``
     last), so a run killed while saving resumes from the previous one."""
@@ -119,16 +125,14 @@ def train(recipe: Recipe) -> Path:
     Returns the output directory, which then holds the trained patch (and LoRA adapter).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    args = training_arguments(recipe.train, world_size)
+    args = training_arguments(recipe.train, world_size, validation=bool(recipe.data.validation))
     set_seed(recipe.train.seed)
     model, processor = build_model(recipe)
     trainable = sum(p.numel() for p in model.trainable_parameters())
     total = sum(p.numel() for p in model.parameters())
     logger.info("trainable parameters: %s of %s (%.3f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
 
-    samples = load_samples(recipe.data.task, recipe.data.annotations)
-    if recipe.data.limit is not None:
-        samples = samples[: recipe.data.limit]
+    samples = _samples(recipe, recipe.data.annotations)
     channels = set(model.side_channels)
     missing = sorted(channels - set(recipe.data.features))
     if missing:
@@ -137,19 +141,29 @@ def train(recipe: Recipe) -> Path:
     cache = None
     if recipe.train.cache_visual_tokens:
         model.to(args.device)
-        cache_dir = recipe.train.visual_cache_dir or Path(recipe.train.output_dir) / "visual-cache"
+        cache_dir = recipe.train.visual_cache_dir or recipe.train.checkpoint_dir / "visual-cache"
         cache = VisualTokenCache(cache_dir, model, processor.preprocessor, recipe.model.num_frames)
     dataset = QADataset(samples, recipe.data.media_root, recipe.model.num_frames, sources, cache)
+    validation = None
+    if recipe.data.validation:
+        validation = QADataset(_samples(recipe, recipe.data.validation), recipe.data.media_root, recipe.model.num_frames, sources, cache)
     if cache is not None:
         with args.main_process_first(desc="visual token cache"):
-            cache.build([dataset.video_path(s) for s in samples])
+            cache.build([dataset.video_path(s) for s in [*samples, *(validation.samples if validation else [])]])
 
-    trainer = PatchTrainer(model=model, args=args, train_dataset=dataset, data_collator=QACollator(processor))
-    checkpoint = last_complete_checkpoint(recipe.train.output_dir)
+    trainer = PatchTrainer(
+        model=model, args=args, train_dataset=dataset, eval_dataset=validation, data_collator=QACollator(processor)
+    )
+    checkpoint = last_complete_checkpoint(recipe.train.checkpoint_dir)
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(recipe.train.output_dir)
+    trainer.save_model(recipe.train.output_dir)  # with a validation split: the best checkpoint's weights
     if trainer.args.should_save:
-        (Path(recipe.train.output_dir) / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        out = Path(recipe.train.output_dir)
+        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        if validation is not None:
+            evals = [{"step": e["step"], "eval_loss": e["eval_loss"]} for e in trainer.state.log_history if "eval_loss" in e]
+            summary = {"best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric, "evaluations": evals}
+            (out / "validation.json").write_text(json.dumps(summary, indent=2) + "\n")
     return Path(recipe.train.output_dir)

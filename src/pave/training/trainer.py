@@ -25,7 +25,19 @@ DEEPSPEED_CONFIGS = {"zero2": Path(__file__).with_name("deepspeed_zero2.json")}
 
 
 class PatchTrainer(Trainer):
-    """A ``Trainer`` for :class:`~pave.models.PatchedModel` (see the module docstring)."""
+    """A ``Trainer`` for :class:`~pave.models.PatchedModel` (see the module docstring).
+
+    Use it as you would the plain ``Trainer`` with a model you built: a
+    :class:`~pave.training.data.QADataset` as ``train_dataset`` (and ``eval_dataset``) and a
+    :class:`~pave.training.data.QACollator` as ``data_collator``. The batch keys the model needs
+    (``visual``, ``side``...) are kept whatever ``remove_unused_columns`` says.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The collator builds keys the model's signature names only as **kwargs.
+        self.args.remove_unused_columns = False
+        self.args.label_names = ["labels"]
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir
@@ -37,12 +49,19 @@ class PatchTrainer(Trainer):
         logger.info("resuming patch and LoRA weights from %s", resume_from_checkpoint)
         model.load_trainable_state(resume_from_checkpoint)
 
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        logger.info("keeping the best checkpoint %s (eval loss %.4g)", best, self.state.best_metric)
+        self.accelerator.unwrap_model(self.model).load_trainable_state(best)
+
 
 def bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> TrainingArguments:
+def training_arguments(
+    section: TrainSection, world_size: int = 1, validation: bool = False, **extra
+) -> TrainingArguments:
     """``TrainingArguments`` from a recipe's train section.
 
     The global batch is kept whatever the number of processes: gradient accumulation steps =
@@ -58,7 +77,7 @@ def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> T
     if bf16 is None:
         raise ValueError(f"train.bf16 must be auto, true or false, got {section.bf16!r}")
     kwargs = dict(
-        output_dir=section.output_dir,
+        output_dir=str(section.checkpoint_dir),
         num_train_epochs=section.epochs,
         max_steps=section.max_steps,
         learning_rate=section.learning_rate,
@@ -85,6 +104,20 @@ def training_arguments(section: TrainSection, world_size: int = 1, **extra) -> T
         dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
     )
+    if validation:  # the validation loss every eval_steps; the best checkpoint is kept
+        eval_steps = section.eval_steps or section.save_steps
+        if section.save_steps % eval_steps:
+            raise ValueError(
+                f"train.save_steps ({section.save_steps}) must be a multiple of train.eval_steps ({eval_steps})"
+            )
+        kwargs.update(
+            eval_strategy="steps",
+            eval_steps=eval_steps,
+            per_device_eval_batch_size=section.per_device_batch_size,
+            load_best_model_at_end=True,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+        )
     kwargs.update(extra)
     return TrainingArguments(**kwargs)
 
