@@ -14,6 +14,10 @@ import sys
 
 from pave import __version__
 
+# What the library raises for bad input (its own error types derive from these): the command
+# line reports them in one line. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ImportError, FloatingPointError)
+
 # Subcommand modules under pave.commands, in the order `pave --help` lists them.
 COMMANDS = ("quickstart", "train", "eval", "infer", "demo", "extract", "score", "ids", "flops")
 
@@ -42,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        # Bad input, a missing file, a diverged run: one line naming what and where, not a traceback.
+        if args.verbose:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        logging.getLogger("pave").error("%s (pave -v %s ... shows the traceback)", message, args.command)
+        return 1
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def test_eval_writes_predictions_and_metrics_and_resumes(tiny_model_dir, synthet
     assert resumed[:4] == lines[:4] and sorted(resumed) == sorted(lines)
 
 
-def test_eval_names_a_missing_feature_store(tiny_model_dir, synthetic_bench, tmp_path):
+def test_eval_names_a_missing_feature_store(tiny_model_dir, synthetic_bench, tmp_path, caplog, capsys):
     model = PatchedModel.from_base(str(tiny_model_dir))
     model.add_patch("audio", model.patch_config(side_dim=256, side_channel="audio"))
     patch = model.save_pretrained(tmp_path / "patch")
@@ -47,5 +47,7 @@ def test_eval_names_a_missing_feature_store(tiny_model_dir, synthetic_bench, tmp
         "eval", "--task", "music_avqa", "--annotations", str(synthetic_bench["test"]),
         "--media-root", str(synthetic_bench["root"]), "--patch", str(patch), "--out", str(tmp_path / "e"),
     ]
+    assert main(args) == 1
+    assert "side channel(s) ['audio']" in caplog.text and "Traceback" not in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"side channel\(s\) \['audio'\]"):
-        main(args)
+        main(["-v", *args])  # -v keeps the traceback

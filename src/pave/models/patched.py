@@ -586,4 +586,13 @@ def _load_safetensors(path: Path, check_only: bool = False) -> dict[str, torch.T
                 "(they can run code when loaded). Convert them to safetensors."
             )
         raise FileNotFoundError(f"{path}: missing")
-    return None if check_only else load_file(path)
+    if check_only:
+        return None
+    try:
+        tensors = load_file(path)
+    except Exception as exc:  # safetensors raises its own types for truncated or foreign files
+        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
+    broken = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise ValueError(f"{path}: NaN or Inf values in {broken[:5]}; the run that wrote it diverged")
+    return tensors

@@ -38,12 +38,17 @@ class SideChannel:
     def __post_init__(self):
         if self.tokens.dim() != 4:
             raise ValueError(f"tokens must be (T_s, s_h, s_w, C), got shape {tuple(self.tokens.shape)}")
+        if self.tokens.numel() == 0:
+            raise ValueError(f"tokens are empty (shape {tuple(self.tokens.shape)}): no side frame to attend to")
         if self.timestamps.shape != self.tokens.shape[:1]:
             raise ValueError(
                 f"timestamps must be ({self.tokens.shape[0]},) to match tokens, got {tuple(self.timestamps.shape)}"
             )
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        # One NaN item once made training save an all-NaN patch: refuse it where it enters.
+        if not (torch.isfinite(self.tokens).all() and torch.isfinite(self.timestamps).all()):
+            raise ValueError("tokens or timestamps hold NaN or Inf values")
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -57,8 +57,11 @@ def read_item(path: str | Path) -> SideChannel:
         raise ValueError(f"{path}: not a readable feature-store item ({exc})") from exc
     if not meta:
         raise ValueError(f"{path}: not a feature-store item (no 'pave' metadata; written by `pave extract`?)")
-    timestamps = torch.tensor(meta["timestamps"], dtype=torch.float32)
-    return SideChannel(tokens, timestamps, meta["kind"], meta["encoder"])
+    try:
+        timestamps = torch.tensor(meta["timestamps"], dtype=torch.float32)
+        return SideChannel(tokens, timestamps, meta["kind"], meta["encoder"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a valid feature-store item ({exc})") from None
 
 
 def _atomic_write(path: Path, write) -> None:

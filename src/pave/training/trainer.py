@@ -44,6 +44,16 @@ class PatchTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model)
         model.save_pretrained(output_dir, is_main_process=self.args.should_save)
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            # Stop before a diverged patch is saved over the last good checkpoint.
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}; nothing more is "
+                "saved. Lower train.learning_rate or look for bad inputs; the last checkpoint is intact."
+            )
+        return loss
+
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = self.accelerator.unwrap_model(model or self.model)
         logger.info("resuming patch and LoRA weights from %s", resume_from_checkpoint)

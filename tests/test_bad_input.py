@@ -1,0 +1,110 @@
+"""Bad input through the command line: a one-line message naming the file or field, the right
+exit code, no traceback, nothing broken written. One row of CASES per case."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from pave import recipes
+from pave.cli import main
+from pave.models.patched import PatchedModel
+
+
+@pytest.fixture(scope="module")
+def patch_dir(tiny_model_dir, tmp_path_factory):
+    model = PatchedModel.from_base(str(tiny_model_dir))
+    model.add_patch("audio", model.patch_config(side_dim=256, side_channel="audio", hidden_dim=16, num_heads=2))
+    return model.save_pretrained(tmp_path_factory.mktemp("good") / "patch")
+
+
+def train_args(tiny_model_dir, bench, out, features=None, *extra):
+    return [
+        "train", str(recipes.find("tiny_audio")), f"model.base={tiny_model_dir}",
+        f"data.annotations=[{bench['train']}]", f"data.media_root={bench['root']}",
+        f"data.features={{audio: {features or bench['audio']}}}", f"train.output_dir={out}", *extra,
+    ]
+
+
+def rewrite_item(store, transform):
+    """A copy of the feature store whose first item's tokens are replaced by ``transform(tokens)``."""
+    item = sorted((store / "items").glob("*.safetensors"))[0]
+    with safe_open(item, framework="pt") as f:
+        meta, tokens = f.metadata(), f.get_tensor("tokens")
+    save_file({"tokens": transform(tokens).contiguous()}, item, metadata=meta)
+    return json.loads(meta["pave"])["id"]
+
+
+def nan_feature(ctx):
+    store = ctx["tmp"] / "store"
+    shutil.copytree(ctx["bench"]["audio"], store)
+    item = rewrite_item(store, lambda t: t.index_fill(0, torch.tensor([0]), float("nan")))
+    return train_args(ctx["base"], ctx["bench"], ctx["tmp"] / "run", store), [item, "NaN or Inf"]
+
+
+def empty_feature(ctx):
+    store = ctx["tmp"] / "store"
+    shutil.copytree(ctx["bench"]["audio"], store)
+    rewrite_item(store, lambda t: t[:0])
+    return train_args(ctx["base"], ctx["bench"], ctx["tmp"] / "run", store), ["tokens are empty"]
+
+
+def diverging_training(ctx):
+    extra = ("train.learning_rate=1e30", "train.max_steps=4", "train.save_steps=100")
+    return train_args(ctx["base"], ctx["bench"], ctx["tmp"] / "run", None, *extra), ["non-finite training loss"]
+
+
+def nan_patch_weights(ctx):
+    patch = ctx["tmp"] / "patch"
+    shutil.copytree(ctx["patch"], patch)
+    with safe_open(patch / "patch.safetensors", framework="pt") as f:
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    weights[next(iter(weights))] = torch.full_like(next(iter(weights.values())), float("inf"))
+    save_file(weights, patch / "patch.safetensors")
+    return infer_args(patch, ctx), [str(patch / "patch.safetensors"), "NaN or Inf values"]
+
+
+def truncated_patch(ctx):
+    patch = ctx["tmp"] / "patch"
+    shutil.copytree(ctx["patch"], patch)
+    data = (patch / "patch.safetensors").read_bytes()
+    (patch / "patch.safetensors").write_bytes(data[: len(data) // 2])
+    return infer_args(patch, ctx), [str(patch / "patch.safetensors"), "not a readable safetensors file"]
+
+
+def cuda_without_gpu(ctx):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    return [*infer_args(ctx["patch"], ctx), "--device", "cuda"], ["torch sees no CUDA GPU"]
+
+
+def infer_args(patch, ctx):
+    clip = sorted((ctx["bench"]["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"))[0]
+    return ["infer", "--patch", str(patch), "--video", str(clip), "--question", "what pitch?", "--json"]
+
+
+# name -> (build the command line and the message fragments, expected exit code)
+CASES = {
+    "NaN in one feature item": (nan_feature, 1),
+    "empty feature tensor": (empty_feature, 1),
+    "training diverges to NaN": (diverging_training, 1),
+    "patch weights with Inf": (nan_patch_weights, 1),
+    "truncated patch.safetensors": (truncated_patch, 1),
+    "--device cuda without a GPU": (cuda_without_gpu, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_clear_line(case, tiny_model_dir, synthetic_bench, patch_dir, tmp_path, caplog, capsys):
+    build, code = CASES[case]
+    args, fragments = build({"base": tiny_model_dir, "bench": synthetic_bench, "patch": patch_dir, "tmp": tmp_path})
+    assert main(args) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Traceback" not in caplog.text
+    for fragment in fragments:
+        assert fragment in caplog.text, (fragment, caplog.text[-2000:])
+    if args[0] == "train":  # nothing broken shipped
+        assert not (tmp_path / "run" / "patch.safetensors").exists()
