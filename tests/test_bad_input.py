@@ -81,6 +81,24 @@ def cuda_without_gpu(ctx):
     return [*infer_args(ctx["patch"], ctx), "--device", "cuda"], ["torch sees no CUDA GPU"]
 
 
+def patch_without_config(ctx):
+    patch = ctx["tmp"] / "patch"
+    shutil.copytree(ctx["patch"], patch)
+    (patch / "patch_config.json").unlink()
+    return infer_args(patch, ctx), [f"{patch}: patch.safetensors without patch_config.json"]
+
+
+def lora_without_config(ctx):
+    patch = ctx["tmp"] / "patch"
+    shutil.copytree(ctx["patch"], patch)
+    (patch / "adapter_model.safetensors").write_bytes((patch / "patch.safetensors").read_bytes())
+    return infer_args(patch, ctx), [f"{patch}: adapter_model.safetensors without adapter_config.json"]
+
+
+def missing_local_base(ctx):
+    return ["infer", "--base", "./no/such/model", "--video", "v.mp4", "--question", "q"], ["./no/such/model: no such model folder"]
+
+
 def infer_args(patch, ctx):
     clip = sorted((ctx["bench"]["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"))[0]
     return ["infer", "--patch", str(patch), "--video", str(clip), "--question", "what pitch?", "--json"]
@@ -94,6 +112,9 @@ CASES = {
     "patch weights with Inf": (nan_patch_weights, 1),
     "truncated patch.safetensors": (truncated_patch, 1),
     "--device cuda without a GPU": (cuda_without_gpu, 1),
+    "patch weights without patch_config.json": (patch_without_config, 1),
+    "LoRA weights without adapter_config.json": (lora_without_config, 1),
+    "a local --base that does not exist": (missing_local_base, 1),
 }
 
 

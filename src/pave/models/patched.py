@@ -99,8 +99,14 @@ class PatchedModel(nn.Module):
         float32 (:func:`~pave.models.devices.resolve_dtype`), not the checkpoint's float16."""
         from transformers import LlavaOnevisionForConditionalGeneration
 
+        if looks_local(model_id_or_path) and not Path(model_id_or_path).expanduser().exists():
+            # Not a hub id: fail now rather than after the hub client's retries.
+            raise FileNotFoundError(f"{model_id_or_path}: no such model folder")
         base = LlavaOnevisionForConditionalGeneration.from_pretrained(
-            model_id_or_path, dtype=resolve_dtype(dtype), use_safetensors=True, **kwargs
+            Path(model_id_or_path).expanduser() if looks_local(model_id_or_path) else model_id_or_path,
+            dtype=resolve_dtype(dtype),
+            use_safetensors=True,
+            **kwargs,
         )
         return cls(base, base_name=str(model_id_or_path)).eval()
 
@@ -482,11 +488,11 @@ class PatchedModel(nn.Module):
             raise ValueError("no patch directory given")
         if base is None:
             base = recorded_base(dirs[0])
+        for directory in dirs:
+            check_patch_dir(directory)
         model = cls.from_base(base, **base_kwargs) if isinstance(base, (str, Path)) else base
         for directory in dirs:
-            if not (directory / PATCH_CONFIG_NAME).exists():
-                if not (directory / LORA_CONFIG_NAME).exists():
-                    raise FileNotFoundError(f"{directory}: neither a patch ({PATCH_CONFIG_NAME}) nor a LoRA adapter")
+            if not (directory / PATCH_CONFIG_NAME).exists():  # a LoRA-only (FT) directory
                 continue
             saved_name = read_patch_config(directory)[2]
             name = saved_name if saved_name not in model.patches else f"{saved_name}_{len(model.patches)}"
@@ -546,15 +552,36 @@ def read_patch_config(directory: str | Path) -> tuple[PatchConfig | AdapterConfi
     return config, module_cls, record.get("name", Path(directory).name)
 
 
+def check_patch_dir(directory: str | Path) -> None:
+    """A patch directory is complete or refused: weights without the config that says what they
+    are would otherwise be skipped in silence."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such patch directory")
+    pairs = ((PATCH_WEIGHTS_NAME, PATCH_CONFIG_NAME, "patch"), (LORA_WEIGHTS_NAME, LORA_CONFIG_NAME, "LoRA adapter"))
+    for weights, config, what in pairs:
+        if (directory / weights).exists() and not (directory / config).exists():
+            raise ValueError(f"{directory}: {weights} without {config}; the {what} cannot be loaded without its config")
+        if (directory / config).exists() and not (directory / weights).exists():
+            _load_safetensors(directory / weights, check_only=True)  # names pickle files, else "missing"
+    if not any((directory / config).exists() for _, config, _ in pairs):
+        raise FileNotFoundError(f"{directory}: neither a patch ({PATCH_CONFIG_NAME}) nor a LoRA adapter ({LORA_CONFIG_NAME})")
+
+
+def looks_local(name: str | Path) -> bool:
+    """Whether a model name is meant as a local path (a hub id is ``org/name``)."""
+    text = str(name)
+    return Path(text).is_absolute() or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text
+
+
 def recorded_base(directory: str | Path) -> str:
     """The base model a saved patch (or LoRA-only adapter) was trained on."""
     directory = Path(directory)
+    check_patch_dir(directory)
     if (directory / PATCH_CONFIG_NAME).exists():
         base = read_patch_config(directory)[0].base_model
-    elif (directory / LORA_CONFIG_NAME).exists():
-        base = json.loads((directory / LORA_CONFIG_NAME).read_text()).get("base_model_name_or_path")
     else:
-        raise FileNotFoundError(f"{directory}: neither a patch ({PATCH_CONFIG_NAME}) nor a LoRA adapter")
+        base = json.loads((directory / LORA_CONFIG_NAME).read_text()).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{directory}: no base model recorded; pass base=...")
     return base
