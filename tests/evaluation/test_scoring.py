@@ -43,7 +43,8 @@ def test_predictions_round_trip_and_append(tmp_path):
         ('["b", "x"]', "line 2: expected an object"),
         ('{"id": "b"}', "line 2: missing field 'prediction'"),
         ('{"prediction": "x"}', "line 2: missing field 'id'"),
-        ('{"id": 7, "prediction": "x"}', "line 2: field 'id' must be a string"),
+        ('{"id": 7.5, "prediction": "x"}', "line 2: field 'id' must be a string"),
+        ('{"id": true, "prediction": "x"}', "line 2: field 'id' must be a string"),
         ('{"id": "a", "prediction": "x"}', "line 2: id 'a' already appeared on line 1"),
     ],
 )
@@ -56,6 +57,13 @@ def test_bad_prediction_lines_are_reported_with_file_and_line(tmp_path, line, pr
 
 
 # --- protocols
+
+
+def test_integer_ids_match_their_string_form(tmp_path):
+    """Official files number their questions; a predictions file may keep the number."""
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": 90001, "prediction": "A"}\n{"id": "90002", "prediction": "B"}\n')
+    assert read_predictions(path) == {"90001": "A", "90002": "B"}
 
 
 def test_counts_missing_and_unknown_predictions():

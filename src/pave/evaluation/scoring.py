@@ -47,7 +47,7 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     """Read a predictions JSONL file into ``{id: prediction}``; blank lines are skipped.
 
     Raises :class:`PredictionsError` naming the file and line for a line that is not JSON, lacks
-    a field, has a non-string field, or repeats an id.
+    a field, has a non-string field (an integer ``id`` is read as its digits), or repeats an id.
     """
     path = Path(path)
     predictions: dict[str, str] = {}
@@ -66,6 +66,10 @@ def read_predictions(path: str | Path) -> dict[str, str]:
             for name in ("id", "prediction"):
                 if name not in entry:
                     raise PredictionsError(f"{where}: missing field '{name}'")
+            # Official files number their questions: an integer id means the same as its digits.
+            if isinstance(entry["id"], int) and not isinstance(entry["id"], bool):
+                entry["id"] = str(entry["id"])
+            for name in ("id", "prediction"):
                 if not isinstance(entry[name], str):
                     raise PredictionsError(f"{where}: field '{name}' must be a string, got {entry[name]!r}")
             if entry["id"] in predictions:
