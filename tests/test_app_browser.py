@@ -50,6 +50,20 @@ def test_patch_labels_are_short_and_unique(tmp_path):
     assert list(labels) == ["a/pave", "b/pave", "c/audio"]
 
 
+def test_examples_one_question_of_each_kind_under_the_form(synthetic_bench, tiny_model_dir, tmp_path):
+    pytest.importorskip("gradio", reason="the demo needs gradio (extra `demo`)")
+    from pave.app import build_app
+    from pave.commands.demo import quickstart_examples
+
+    examples = quickstart_examples(synthetic_bench["root"])
+    assert len(examples) == 3 and len({q for _, q in examples}) == 3
+    assert all(video.exists() for video, _ in examples)
+    patch = save_patches(tiny_model_dir, tmp_path)["audio"]
+    app = build_app([patch], examples=examples)
+    shown = [c for c in app.config["components"] if c.get("type") == "dataset"]
+    assert len(shown) == 1 and len(shown[0]["props"]["samples"]) == 3
+
+
 def test_missing_gradio_is_explained(monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "gradio", None)
     with pytest.raises(ImportError, match=r"pave-patches\[demo\]"):

@@ -96,6 +96,7 @@ def build_app(
     max_new_tokens: int = 64,
     device: str | None = None,
     dtype: str | None = None,
+    examples: Sequence[tuple[str | Path, str]] = (),
 ):
     """The Gradio ``Blocks`` of the demo over these patch directories (nothing loads until asked).
 
@@ -103,6 +104,7 @@ def build_app(
         patches: patch directories the user can pick from (the first is selected).
         base: base model for every patch (default: the one each selection's first patch records).
         device, dtype: where and in which dtype the models run (see :func:`load_for_inference`).
+        examples: (video, question) pairs offered under the form, one click to fill it in.
     """
     gr = require_gradio()
     labels = patch_labels(patches)
@@ -194,6 +196,8 @@ def build_app(
                 answer = gr.Textbox(label="Answer", lines=2, interactive=False, elem_id="answer")
                 status = gr.Markdown(elem_id="status")
                 heatmap = gr.Image(label="Cross-attention heatmap", type="filepath", elem_id="heatmap")
+        if examples:
+            gr.Examples([[str(v), q] for v, q in examples], inputs=[video, question], label="Examples (click to fill in)")
         chosen.change(describe, chosen, needs)
         ask.click(respond, [video, side, chosen, question], [answer, status, heatmap])
         question.submit(respond, [video, side, chosen, question], [answer, status, heatmap])

@@ -37,13 +37,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        metavar="QUESTIONS.jsonl",
+        help='example inputs shown under the form: lines {"video", "question"} (paths relative to the file; '
+        "default with the quickstart's patch: a few of its test questions)",
+    )
     add_device_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pave.app import launch, require_gradio
-    from pave.inference import find_patches
+    from pave.inference import find_patches, read_questions
 
     try:
         require_gradio()
@@ -54,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
     if args.patches and not patches[len(args.patch) :]:
         logger.error("no patch directory (with patch_config.json) under %s", args.patches)
         return 1
+    examples = []
+    if args.examples is not None:
+        examples = [(q.video, q.question) for q in read_questions(args.examples)]
     if not patches:
         patches = _quickstart_patches()
+        examples = examples or quickstart_examples(QUICKSTART_OUT / "data")
     launch(
         patches,
         host=args.host,
@@ -64,8 +75,20 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         device=args.device,
         dtype=args.dtype,
+        examples=examples,
     )
     return 0
+
+
+def quickstart_examples(data: Path, count: int = 3) -> list[tuple[Path, str]]:
+    """One question of each kind about the quickstart's first test videos."""
+    from pave.data.datasets import load_samples
+
+    samples = load_samples("music_avqa", [data / "avqa-test.json"])
+    picked = {}
+    for sample in samples:
+        picked.setdefault(sample.groups["modality"], (data / sample.video, sample.question))
+    return list(picked.values())[:count]
 
 
 def _quickstart_patches() -> list[Path]:
