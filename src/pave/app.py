@@ -142,7 +142,10 @@ def build_app(
             raise gr.Error("Type a question.")
         start = time.perf_counter()
         yield "", "Loading the patches and encoding the video…", None
-        answerer = answerers.get(selection(chosen))
+        try:
+            answerer = answerers.get(selection(chosen))
+        except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
+            raise gr.Error(f"Could not load the selected patches: {exc}. Pick other patches, or fix that directory.") from None
         try:
             side = side_from_uploads(answerer.requirements, [getattr(f, "name", f) for f in files or []])
             inputs = answerer.prepare(video, side)
