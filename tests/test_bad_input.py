@@ -57,6 +57,11 @@ def diverging_training(ctx):
     return train_args(ctx["base"], ctx["bench"], ctx["tmp"] / "run", None, *extra), ["non-finite training loss"]
 
 
+def inf_weights_with_a_finite_loss(ctx):
+    extra = ("train.learning_rate=1e39", "train.max_steps=1", "train.save_steps=1", "train.warmup_ratio=0")
+    return train_args(ctx["base"], ctx["bench"], ctx["tmp"] / "run", None, *extra), ["non-finite trainable weights after step 1"]
+
+
 def nan_patch_weights(ctx):
     patch = ctx["tmp"] / "patch"
     shutil.copytree(ctx["patch"], patch)
@@ -99,6 +104,11 @@ def missing_local_base(ctx):
     return ["infer", "--base", "./no/such/model", "--video", "v.mp4", "--question", "q"], ["./no/such/model: no such model folder"]
 
 
+def empty_batch(ctx):
+    (ctx["tmp"] / "q.jsonl").write_text("\n")
+    return ["infer", "--patch", str(ctx["patch"]), "--batch", str(ctx["tmp"] / "q.jsonl")], ["q.jsonl: no questions in the file"]
+
+
 def infer_args(patch, ctx):
     clip = sorted((ctx["bench"]["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"))[0]
     return ["infer", "--patch", str(patch), "--video", str(clip), "--question", "what pitch?", "--json"]
@@ -109,12 +119,14 @@ CASES = {
     "NaN in one feature item": (nan_feature, 1),
     "empty feature tensor": (empty_feature, 1),
     "training diverges to NaN": (diverging_training, 1),
+    "a step writes Inf weights (finite loss)": (inf_weights_with_a_finite_loss, 1),
     "patch weights with Inf": (nan_patch_weights, 1),
     "truncated patch.safetensors": (truncated_patch, 1),
     "--device cuda without a GPU": (cuda_without_gpu, 1),
     "patch weights without patch_config.json": (patch_without_config, 1),
     "LoRA weights without adapter_config.json": (lora_without_config, 1),
     "a local --base that does not exist": (missing_local_base, 1),
+    "an empty --batch file": (empty_batch, 1),
 }
 
 
@@ -127,5 +139,6 @@ def test_bad_input_is_one_clear_line(case, tiny_model_dir, synthetic_bench, patc
     assert "Traceback" not in err and "Traceback" not in caplog.text
     for fragment in fragments:
         assert fragment in caplog.text, (fragment, caplog.text[-2000:])
-    if args[0] == "train":  # nothing broken shipped
+    if args[0] == "train":  # nothing broken shipped, nor checkpointed
         assert not (tmp_path / "run" / "patch.safetensors").exists()
+        assert not list((tmp_path / "run-work").glob("checkpoint-*/patch.safetensors"))

@@ -197,7 +197,8 @@ def _forget_stale_results(settings: QuickstartSettings, out: Path) -> None:
     current = _jsonable(asdict(settings))
     if record.exists() and json.loads(record.read_text()) != current:
         logger.info("%s holds a run with other settings; starting its models and predictions afresh", out)
-        for stale in (*(m for m in METHODS if m != "zero-shot"), "visual-cache"):
+        runs = [m for m in METHODS if m != "zero-shot"]
+        for stale in (*runs, *(f"{m}-work" for m in runs), "visual-cache"):  # -work: their checkpoints
             shutil.rmtree(out / stale, ignore_errors=True)
         for stale in out.glob("predictions_*.jsonl"):
             stale.unlink()

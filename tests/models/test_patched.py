@@ -170,3 +170,13 @@ def test_generate_batched_matches_single(model, processor):
         s = SideInputs(side["audio"].tokens[i : i + 1, : int(side["audio"].mask[i].sum())])
         single = model.generate(**one, side={"audio": s}, max_new_tokens=5, do_sample=False)
         assert processor.decode(single) == processor.decode(ids[i : i + 1, : single.shape[1]])
+
+
+def test_home_relative_model_paths_load_everywhere(tiny_model_dir, tmp_path, monkeypatch):
+    """A recipe's `model.base: ~/models/x` reaches the weights, the tokenizer and the processor."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "tiny").symlink_to(tiny_model_dir, target_is_directory=True)
+    model = PatchedModel.from_base("~/tiny")
+    assert VideoChatProcessor.from_pretrained("~/tiny", model).prompt_ids("what colour?", 1)
+    with pytest.raises(FileNotFoundError, match="~/absent: no such model folder"):
+        PatchedModel.from_base("~/absent")

@@ -53,7 +53,9 @@ def test_discover_items(media, tmp_path):
     paths = {"ego": "t/aria.mp4", **{f"exo{k}": f"t/cam0{k}.mp4" for k in (2, 1)}}
     egoexo.write_text(json.dumps({"annotations": [{"take_uid": "u", "video_paths": paths}]}))
     (item,) = discover_items("exo", egoexo, media_root=media)
-    assert item.id == "t/cam01+cam02" and [p.name for p in item.paths] == ["cam01.mp4", "cam02.mp4"]
+    # The 448-pixel copies the Ego-Exo4D loader points its samples at, keyed as it looks them up.
+    assert item.id == "t/downscaled/448/cam01+cam02" and [p.name for p in item.paths] == ["cam01.mp4", "cam02.mp4"]
+    assert item.paths[0].parent == media / "t" / "downscaled" / "448"
 
 
 def test_items_sharing_a_folder_keep_their_own_ids_and_are_found_by_their_views(tmp_path):
@@ -159,3 +161,27 @@ def test_killed_process_leaves_a_consistent_store(tmp_path, monkeypatch):
     assert summary.skipped == len(done) and summary.extracted == 12 - len(done) and not summary.failed
     assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())
     assert not list(store_dir.rglob(".tmp-*"))
+
+
+def test_qa_side_media_are_extracted_and_found_not_their_videos(tmp_path):
+    """A separate side file ("side": {"audio": "clips/cat.wav"}) is what gets extracted and read;
+    the video's own audio never stands in for it."""
+    qa = tmp_path / "mine.jsonl"
+    qa.write_text(json.dumps({"video": "clips/cat.mp4", "question": "Q?", "side": {"audio": "clips/cat.wav"}}) + "\n")
+    (item,) = discover_items("audio", qa)
+    assert item.id == "clips/cat.wav" and item.paths == (tmp_path / "clips" / "cat.wav",)
+    sample = Sample(id="q", task="qa", source="x", question="Q?", prompt="Q?", video="clips/cat.mp4",
+                    side_channels={"audio": ("clips/cat.wav",)})
+    store = FeatureStore(tmp_path / "store")
+    store.put("clips/cat", SideChannel(torch.zeros(2, 1, 1, 3), torch.arange(2.0), "audio", "test"))
+    with pytest.raises(KeyError, match="no audio features"):
+        store_source(store, "audio")(sample)
+    store.put("clips/cat.wav", SideChannel(torch.ones(2, 1, 1, 3), torch.arange(2.0), "audio", "test"))
+    assert store_source(store, "audio")(sample).tokens.unique().tolist() == [1.0]
+
+
+def test_one_id_for_two_media_in_an_annotation_file_is_refused(tmp_path):
+    annotation = tmp_path / "a.json"
+    annotation.write_text(json.dumps([{"video": "clips/cat.mp4"}, {"video": "clips/cat.webm"}, {"video": "clips/cat.mp4"}]))
+    with pytest.raises(ValueError, match=r"two items would both be stored as 'clips/cat'"):
+        discover_items("audio", annotation)

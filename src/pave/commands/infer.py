@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.batch is not None:
             questions = read_questions(args.batch)
+            if not questions:
+                raise ValueError(f"{args.batch}: no questions in the file")
         else:
             side = side_signals(args.audio, args.scan, args.exo, args.side, args.side_id)
             questions = [Question(args.video, args.question, side)]

@@ -99,11 +99,8 @@ class PatchedModel(nn.Module):
         float32 (:func:`~pave.models.devices.resolve_dtype`), not the checkpoint's float16."""
         from transformers import LlavaOnevisionForConditionalGeneration
 
-        if looks_local(model_id_or_path) and not Path(model_id_or_path).expanduser().exists():
-            # Not a hub id: fail now rather than after the hub client's retries.
-            raise FileNotFoundError(f"{model_id_or_path}: no such model folder")
         base = LlavaOnevisionForConditionalGeneration.from_pretrained(
-            Path(model_id_or_path).expanduser() if looks_local(model_id_or_path) else model_id_or_path,
+            model_location(model_id_or_path),
             dtype=resolve_dtype(dtype),
             use_safetensors=True,
             **kwargs,
@@ -572,6 +569,17 @@ def looks_local(name: str | Path) -> bool:
     """Whether a model name is meant as a local path (a hub id is ``org/name``)."""
     text = str(name)
     return Path(text).is_absolute() or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def model_location(name: str | Path) -> str:
+    """A model id as the hub takes it, or a local folder with ``~`` expanded; a local-looking
+    path that does not exist fails at once rather than after the hub client's retries."""
+    if not looks_local(name):
+        return str(name)
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: no such model folder")
+    return str(path)
 
 
 def recorded_base(directory: str | Path) -> str:

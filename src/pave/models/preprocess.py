@@ -66,7 +66,7 @@ class VideoPreprocessor:
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(T, H, W, 3) uint8 RGB frames -> (T, 3, size, size) float32 pixel values."""
-        x = torch.as_tensor(np.asarray(frames))
+        x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.asarray(frames))
         if x.dim() != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
             raise ValueError(f"expected uint8 frames of shape (T, H, W, 3), got {tuple(x.shape)} {x.dtype}")
         x = x.permute(0, 3, 1, 2)

@@ -66,8 +66,11 @@ class VideoChatProcessor:
         when it has none), and the token layout of the model's active adapters."""
         from transformers import AutoTokenizer
 
+        from pave.models.patched import model_location
+
+        model_id_or_path = model_location(model_id_or_path)
         try:
-            preprocessor = VideoPreprocessor.from_pretrained(str(model_id_or_path))
+            preprocessor = VideoPreprocessor.from_pretrained(model_id_or_path)
         except OSError:
             preprocessor = None
         tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from pave.data.datasets.egoexo_proficiency import downscaled_view
 from pave.data.media import VIDEO_SUFFIXES
 from pave.sidechannels.base import KINDS, get_encoder
 from pave.sidechannels.store import FeatureStore
@@ -63,7 +64,8 @@ class Summary:
     seconds: float = 0.0
 
 
-def _strip_suffix(rel: str) -> str:
+def media_item_id(rel: str) -> str:
+    """The store id of one media file: its path without a video suffix (other suffixes stay)."""
     path = Path(rel)
     return path.with_suffix("").as_posix() if path.suffix in VIDEO_SUFFIXES else path.as_posix()
 
@@ -85,7 +87,7 @@ def _items_from_folder(kind: str, folder: Path) -> list[Item]:
         dirs = sorted({v.parent for v in videos})
         views = {d: [v.relative_to(folder).as_posix() for v in videos if v.parent == d] for d in dirs}
         return [Item(exo_item_id(views[d]), (d,)) for d in dirs]
-    return [Item(_strip_suffix(v.relative_to(folder).as_posix()), (v,)) for v in videos]
+    return [Item(media_item_id(v.relative_to(folder).as_posix()), (v,)) for v in videos]
 
 
 def _items_from_list(kind: str, list_file: Path) -> list[Item]:
@@ -102,14 +104,14 @@ def _items_from_list(kind: str, list_file: Path) -> list[Item]:
 
 
 def _item_id(names: list[str]) -> str:
-    return _strip_suffix(names[0]) if len(names) == 1 else exo_item_id(names)
+    return media_item_id(names[0]) if len(names) == 1 else exo_item_id(names)
 
 
 def exo_item_id(views: Sequence[str | Path]) -> str:
     """The id of an item of several views: their common folder, then the views' names without
     suffix joined by ``+`` (``take/cam01+cam02``), so two items sharing a folder never share an
     id. Training and evaluation look exo features up by the same rule."""
-    names = [_strip_suffix(Path(v).as_posix()) for v in views]
+    names = [media_item_id(Path(v).as_posix()) for v in views]
     if len(names) == 1:
         return names[0]
     common = os.path.commonpath(names)
@@ -128,20 +130,20 @@ def _records(data) -> Iterable[dict]:
 
 
 def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> list[Item]:
-    items: dict[str, Item] = {}
+    items: list[Item] = []
     text = annotation.read_text(encoding="utf-8")
     data = [json.loads(line) for line in text.splitlines() if line.strip()] if annotation.suffix == ".jsonl" else json.loads(text)
     for record in _records(data):
-        name = next((record[f] for f in MEDIA_FIELDS if record.get(f) not in (None, "")), None)
+        side = record.get("side") if isinstance(record.get("side"), dict) else {}
+        name = side.get(kind) or next((record[f] for f in MEDIA_FIELDS if record.get(f) not in (None, "")), None)
         if name is None:
             raise ValueError(f"{annotation}: a record has none of the media fields {MEDIA_FIELDS}: {record}")
-        if isinstance(name, dict):  # Ego-Exo4D: {"ego": ..., "exo1": ..., "exo4": ...}
-            names = [str(v) for k, v in sorted(name.items()) if k.startswith("exo")]
-        else:
-            names = [str(name)]
-        item = Item(_item_id(names), tuple(_resolve_media(media_root, n) for n in names))
-        items.setdefault(item.id, item)  # several questions about one video: extracted once
-    return list(items.values())
+        if isinstance(name, dict):  # Ego-Exo4D: {"ego": ..., "exo1": ..., "exo4": ...}, read at 448 px
+            names = [downscaled_view(str(v)) for k, v in sorted(name.items()) if k.startswith("exo")]
+        else:  # the generic qa task's "side": {kind: path or [paths]} comes first
+            names = [str(n) for n in name] if isinstance(name, list) else [str(name)]
+        items.append(Item(_item_id(names), tuple(_resolve_media(media_root, n) for n in names)))
+    return items  # several questions about one video: extracted once (see _unique)
 
 
 def discover_items(kind: str, inputs: str | Path, media_root: str | Path | None = None) -> list[Item]:

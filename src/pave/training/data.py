@@ -21,9 +21,9 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from pave.data.datasets.base import Sample
-from pave.data.media import Frames, read_scan, sample_frames
+from pave.data.media import VIDEO_SUFFIXES, Frames, read_scan, sample_frames
 from pave.sidechannels.base import SideChannel
-from pave.sidechannels.extract import exo_item_id
+from pave.sidechannels.extract import exo_item_id, media_item_id
 from pave.sidechannels.store import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -233,7 +233,10 @@ def store_source(store: FeatureStore, channel: str) -> SideSource:
                 return store.get(key)
             tried.append(key)
         for ref in refs:
-            for key in (Path(ref).with_suffix("").as_posix(), Path(ref).stem, ref):
+            # Extraction's own id first; the bare name (annotation files that give bare ids) only
+            # for videos, so a separate side file (clip.wav) never matches its video's features.
+            keys = [media_item_id(ref), ref] + ([Path(ref).stem] if Path(ref).suffix in VIDEO_SUFFIXES else [])
+            for key in dict.fromkeys(keys):
                 if key in store:
                     return store.get(key)
                 tried.append(key)

@@ -154,7 +154,10 @@ def train(recipe: Recipe) -> Path:
     trainer = PatchTrainer(
         model=model, args=args, train_dataset=dataset, eval_dataset=validation, data_collator=QACollator(processor)
     )
-    checkpoint = last_complete_checkpoint(recipe.train.checkpoint_dir)
+    # Runs started before checkpoints moved to work_dir kept them in output_dir.
+    checkpoint = last_complete_checkpoint(recipe.train.checkpoint_dir) or last_complete_checkpoint(
+        recipe.train.output_dir
+    )
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -42,15 +42,28 @@ class PatchTrainer(Trainer):
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir
         model = self.accelerator.unwrap_model(self.model)
+        broken = [n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+        if broken:  # a step can turn weights to Inf with a finite loss: never save them
+            raise FloatingPointError(
+                f"non-finite trainable weights after step {self.state.global_step} ({broken[:3]}); not saved to "
+                f"{output_dir}. Lower train.learning_rate; the last checkpoint is intact."
+            )
         model.save_pretrained(output_dir, is_main_process=self.args.should_save)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).all():
-            # Stop before a diverged patch is saved over the last good checkpoint.
+        finite = torch.isfinite(loss).all()
+        grads = [p.grad.float().norm() for p in model.parameters() if p.grad is not None]
+        if grads:  # one reduction, one device sync, for every trainable tensor
+            finite &= torch.isfinite(torch.stack(grads)).all()
+        flag = (~finite).float().reshape(1)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flag)  # every rank stops, not only the one that diverged
+        if flag.item():
+            # Stop before the optimizer writes non-finite weights that a checkpoint would keep.
             raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}; nothing more is "
-                "saved. Lower train.learning_rate or look for bad inputs; the last checkpoint is intact."
+                f"non-finite training loss or gradients (loss {loss.item()}) at step {self.state.global_step + 1}; "
+                "nothing more is saved. Lower train.learning_rate or look for bad inputs; the last checkpoint is intact."
             )
         return loss
 

@@ -50,15 +50,16 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     prompt=PROMPT,
                     answers=(label,),
                     options=LEVELS,
-                    video=_downscaled(views.text("ego")),
-                    exo_videos=tuple(_downscaled(views.text(k)) for k in exo_keys),
-                    side_channels={"exo": tuple(_downscaled(views.text(k)) for k in exo_keys)},
+                    video=downscaled_view(views.text("ego")),
+                    exo_videos=tuple(downscaled_view(views.text(k)) for k in exo_keys),
+                    side_channels={"exo": tuple(downscaled_view(views.text(k)) for k in exo_keys)},
                     groups={"scenario": record.text("scenario_name")},
                 )
             )
     return samples
 
 
-def _downscaled(path: str) -> str:
+def downscaled_view(path: str) -> str:
+    """The 448-pixel copy of a view, which PAVE (and this loader, and `pave extract exo`) reads."""
     original = PurePosixPath(path)
     return str(original.parent / "downscaled" / "448" / original.name)
