@@ -8,7 +8,7 @@ from PIL import Image
 from pave.patch import PatchConfig, PavePatch
 from pave.patch.attention import WindowIndex
 from pave.patch.patch import PatchAttention
-from pave.viz import frame_attention, save_heatmap, slot_times, window_attention
+from pave.viz import frame_attention, save_heatmap, slot_times, to_real_frames, window_attention
 
 GRID = (2, 3)  # visual-token grid (h, w)
 
@@ -97,3 +97,28 @@ def test_heatmap_png_has_the_requested_size(tmp_path, side_grid):
     image = Image.open(path)
     assert image.format == "PNG" and image.size == (900, 360)
     assert len(set(np.asarray(image.convert("L")).ravel().tolist())) > 20  # something was drawn
+
+
+def test_interpolated_frames_are_mapped_back_to_the_real_ones():
+    # 3 real frames stretched over 5 key frames: frame j sits at source position j / 2.
+    frames, weights = to_real_frames(np.array([1, 2]), np.array([[[0.6]], [[0.4]]]), num_side=3, num_key_frames=5)
+    assert frames.tolist() == [0, 1]
+    np.testing.assert_allclose(weights.ravel(), [0.3, 0.7])  # 0.6 split half-half, 0.4 all on frame 1
+
+
+def test_a_short_side_channel_shows_its_real_frames_not_a_diagonal():
+    """2 s of audio (2 tokens) read by 4 key frames: the patch sees 4 interpolated frames, one per
+    window, so the raw matrix is a trivial diagonal; mapped back it spreads over the 2 real ones."""
+    config = PatchConfig(side_dim=8, query_dim=6, output_dim=10, hidden_dim=16, num_heads=2, ffn_dim=16, rope="temporal")
+    out = PavePatch(config)(
+        torch.randn(1, 4, *GRID, 10), torch.randn(1, 2, 1, 1, 8), query_features=torch.randn(1, 4, *GRID, 6), return_attention=True
+    )
+    times = torch.tensor([0.5, 1.5])
+    raw = frame_attention(out.attention, GRID)
+    assert raw.shape == (4, 4) and np.allclose(raw, np.eye(4), atol=1e-6)
+    real = frame_attention(out.attention, GRID, side_times=times)
+    assert real.shape == (4, 2)
+    np.testing.assert_allclose(real.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(real[:, 0], [1, 2 / 3, 1 / 3, 0], atol=1e-6)  # the interpolation's own shares
+    window = window_attention(out.attention, 1, GRID, side_times=times)
+    assert window.interpolated == (2, 4) and window.times.tolist() == [0.5, 1.5]

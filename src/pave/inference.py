@@ -320,10 +320,9 @@ class Answerer:
         grid = tuple(inputs.visual.tokens.shape[2:4])
         key_frame = inputs.visual.tokens.shape[1] // 2 if key_frame is None else key_frame
         reduce = dict(queries=queries, layer=layer, head=head)
-        window = viz.window_attention(
-            attention[patch], key_frame, grid, side_times=inputs.side[channel].timestamps, **reduce
-        )
-        matrix = viz.frame_attention(attention[patch], grid, **reduce) if window.temporal else None
+        times = inputs.side[channel].timestamps
+        window = viz.window_attention(attention[patch], key_frame, grid, side_times=times, **reduce)
+        matrix = viz.frame_attention(attention[patch], grid, side_times=times, **reduce) if window.temporal else None
         title = f"patch {patch!r} ({channel}): cross-attention of key frame {key_frame}, {inputs.video.name}"
         return viz.save_heatmap(
             path, window, key_image=inputs.frames.frames[key_frame], matrix=matrix, size=size, title=title

@@ -42,6 +42,10 @@ class WindowAttention:
         key_frame: the key frame the queries belong to.
         queries: (Q,) flat indices of the query tokens in the (h, w) grid.
         query_grid: (h, w).
+        interpolated: (T_s, T) when the side channel had fewer frames than the T key frames and
+            the patch read it interpolated in time; ``frames``, ``weights`` and ``times`` are then
+            mapped back onto its T_s real frames (each interpolated frame's weight split between
+            the two real frames it was made of, with the interpolation's own coefficients).
     """
 
     weights: np.ndarray
@@ -50,6 +54,7 @@ class WindowAttention:
     key_frame: int
     queries: np.ndarray
     query_grid: tuple[int, int]
+    interpolated: tuple[int, int] | None = None
 
     @property
     def temporal(self) -> bool:
@@ -94,8 +99,33 @@ def window_attention(
     valid = attention.window.valid[sample, key_frame].cpu()
     frames = attention.window.frames[sample, key_frame].cpu()[valid].numpy()
     weights = weights.view(-1, s_h, s_w).cpu()[valid].numpy()
+    if side_times is not None and len(side_times) < num_frames:
+        frames, weights = to_real_frames(frames, weights, len(side_times), num_frames)
+        times = np.asarray(side_times, dtype=np.float64)[frames]
+        return WindowAttention(weights, frames, times, key_frame, flat, (h, w), (len(side_times), num_frames))
     times = None if side_times is None else slot_times(frames, side_times, num_frames)
     return WindowAttention(weights, frames, times, key_frame, flat, (h, w))
+
+
+def to_real_frames(
+    frames: np.ndarray, weights: np.ndarray, num_side: int, num_key_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Attention on interpolated side frames -> attention on the real frames they were made of.
+
+    Interpolated frame j is ``(1 - a) * s[lo] + a * s[lo + 1]`` at source position
+    ``j * (T_s - 1) / (T - 1)`` (:func:`pave.patch.alignment.interpolate_side`), so its weight is
+    split between frames lo and lo + 1 in those proportions. Returns the real frames touched,
+    in order, and their (n, ...) weights; the total is unchanged.
+    """
+    positions = np.asarray(frames, dtype=np.float64) * (num_side - 1) / max(num_key_frames - 1, 1)
+    lo = np.floor(positions).astype(int)
+    hi = np.minimum(lo + 1, num_side - 1)
+    share = (positions - lo).reshape(-1, *([1] * (weights.ndim - 1)))
+    real = np.zeros((num_side, *weights.shape[1:]), dtype=np.float64)
+    np.add.at(real, lo, (1 - share) * weights)
+    np.add.at(real, hi, share * weights)
+    touched = np.unique(np.concatenate([lo, hi[share.ravel() > 0]]))
+    return touched, real[touched].astype(np.float32)
 
 
 def frame_attention(
@@ -105,16 +135,18 @@ def frame_attention(
     layer: int | None = None,
     head: int | None = None,
     sample: int = 0,
+    side_times: torch.Tensor | np.ndarray | None = None,
 ) -> np.ndarray:
     """(T, T_s') attention of every key frame over all side frames (zero outside its window),
-    side tokens of a frame summed; T_s' counts side frames after any interpolation. Shows the
-    temporal alignment at a glance: a band along the diagonal."""
+    side tokens of a frame summed. Shows the temporal alignment at a glance: a band along the
+    diagonal. With ``side_times`` of a side channel shorter than T, columns are its T_s real
+    frames (see :func:`to_real_frames`); otherwise the side frames the patch read."""
     num_frames = attention.window.frames.shape[1]
     rows = [
-        window_attention(attention, t, query_grid, queries, layer, head, sample=sample)
+        window_attention(attention, t, query_grid, queries, layer, head, side_times=side_times, sample=sample)
         for t in range(num_frames)
     ]
-    width = int(attention.window.frames[sample].max()) + 1
+    width = max(int(row.frames.max()) for row in rows) + 1
     matrix = np.zeros((num_frames, width), dtype=np.float32)
     for t, row in enumerate(rows):
         matrix[t, row.frames] = row.weights.sum(axis=(1, 2))
@@ -173,7 +205,11 @@ def save_heatmap(
         for ax, slot in zip(rest, shown, strict=True):
             image = None if side_images is None else side_images[slot]
             _draw_side_frame(fig, ax, window, slot, image, vmax)
-    fig.suptitle(title or f"patch cross-attention of key frame {window.key_frame}")
+    title = title or f"patch cross-attention of key frame {window.key_frame}"
+    if window.interpolated:
+        real, stretched = window.interpolated
+        title += f"\n(side channel of {real} frames interpolated to {stretched}; weights shown on its real frames)"
+    fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
