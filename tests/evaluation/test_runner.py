@@ -3,6 +3,7 @@ predictions file made by another model or with other settings is refused."""
 
 import functools
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,3 +105,47 @@ def test_eval_cli_refuses_another_patch_then_restarts(tiny_model_dir, synthetic_
     assert "was made by another run" in caplog.text and "use another output folder, or --restart" in caplog.text
     assert (out / "predictions.jsonl").read_text() == first  # nothing written by the refused run
     assert main(args(patches[1], "--restart")) == 0
+
+
+def test_eval_skips_unreadable_samples_records_why_and_scores_the_rest(tiny_model_dir, synthetic_bench, tmp_path, caplog):
+    """A corrupt video, a missing one and a missing feature item cost only their own samples."""
+    import shutil
+
+    media = tmp_path / "media" / "MUSIC-AVQA-videos-Synthetic"
+    media.mkdir(parents=True)
+    videos = sorted((synthetic_bench["root"] / "MUSIC-AVQA-videos-Synthetic").glob("syn_test_*.mp4"))
+    for video in videos[1:]:
+        (media / video.name).symlink_to(video)
+    (media / videos[1].name).unlink()
+    (media / videos[1].name).write_bytes(b"\x00" * 200)  # corrupt; videos[0] is missing altogether
+    store = tmp_path / "audio"
+    shutil.copytree(synthetic_bench["audio"], store)
+    item = next(p for p in (store / "items").iterdir() if videos[2].stem in p.name)
+    item.unlink()
+    patch = patched(tiny_model_dir, 0).save_pretrained(tmp_path / "patch")
+    out = tmp_path / "eval"
+    args = [
+        "eval", "--task", "music_avqa", "--annotations", str(synthetic_bench["test"]), "--media-root", str(tmp_path / "media"),
+        "--patch", str(patch), "--features", f"audio={store}", "--out", str(out), "--frames", "2", "--max-new-tokens", "2",
+    ]
+    assert main(args) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    samples = load_samples("music_avqa", [synthetic_bench["test"]])
+    bad = {s.id for s in samples if Path(s.video).stem in {v.stem for v in videos[:3]}}
+    assert set(report["skipped"]) == bad and report["counts"]["skipped"] == len(bad)
+    assert report["counts"]["scored"] == len(samples) - len(bad) > 0
+    reasons = " ".join(report["skipped"].values())
+    assert videos[0].name in reasons and "corrupt" in reasons.lower() and "no audio features" in reasons
+    assert "skipping sample" in caplog.text
+
+
+def test_eval_with_nothing_to_score_fails(tiny_model_dir, synthetic_bench, tmp_path, caplog):
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    patch = patched(tiny_model_dir, 0).save_pretrained(tmp_path / "patch")
+    args = [
+        "eval", "--task", "music_avqa", "--annotations", str(empty), "--media-root", str(synthetic_bench["root"]),
+        "--patch", str(patch), "--features", f"audio={synthetic_bench['audio']}", "--out", str(tmp_path / "e"),
+    ]
+    assert main(args) == 1
+    assert "nothing could be scored (0 samples)" in caplog.text

@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("pave.eval").error("%s", exc)
         return 1
     print(format_report(report))
+    if not report["counts"]["scored"]:
+        logging.getLogger("pave.eval").error("nothing could be scored (%d samples)", report["counts"]["samples"])
+        return 1
     return 0
 
 

@@ -40,6 +40,9 @@ def evaluate(
 ) -> dict:
     """Generate (resumably) and score; returns the report written to ``out/metrics.json``.
 
+    A sample whose video or features cannot be read is skipped and listed with the reason under
+    ``skipped`` (and counted in ``counts``); the rest is scored.
+
     Args:
         model: a :class:`~pave.models.PatchedModel`.
         processor: its :class:`~pave.models.processor.VideoChatProcessor`.
@@ -63,14 +66,18 @@ def evaluate(
     dataset = QADataset(samples, media_root, num_frames, sources, cache)
     if cache is not None:
         cache.build([dataset.video_path(s) for s in samples])
-    predictions = generate_predictions(
+    generated = generate_predictions(
         model, dataset, QACollator(processor, train=False), out / f"predictions{suffix}.jsonl",
         batch_size=batch_size, max_new_tokens=max_new_tokens, desc=f"{run_name or task} answers",
         run=run_record(model, processor, task, annotations, num_frames, max_new_tokens, features or {}),
         restart=restart,
     )
-    report = score(task, samples, predictions)
-    report["cost"] = model_accounting(model, num_frames, dataset[0]).to_dict()
+    report = score(task, samples, generated.predictions)
+    report["counts"]["skipped"] = len(generated.skipped)
+    report["skipped"] = generated.skipped  # sample id -> why its media or features could not be read
+    readable = next((s for s in samples if s.id in generated.predictions), None)
+    if readable is not None:  # the cost of a sample that could be read
+        report["cost"] = model_accounting(model, num_frames, dataset[samples.index(readable)]).to_dict()
     (out / f"metrics{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"metrics{suffix}.md").write_text(format_report(report) + "\n")
     return report

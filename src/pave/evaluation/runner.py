@@ -10,16 +10,31 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from pave.evaluation.provenance import check_or_start
 from pave.evaluation.scoring import read_predictions
 
 logger = logging.getLogger(__name__)
+
+
+# What reading one sample can raise for bad input (MediaError is a ValueError, a missing file an
+# OSError, a missing feature item a KeyError): that sample is skipped, the run goes on.
+SKIPPABLE = (ValueError, KeyError, OSError)
+
+
+@dataclass
+class Generation:
+    """predictions: sample id -> answer (those already in the file included); skipped: sample
+    id -> why it could not be read (tried again by the next run)."""
+
+    predictions: dict[str, str]
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def generate_predictions(
@@ -32,8 +47,9 @@ def generate_predictions(
     desc: str = "generating",
     run: dict | None = None,
     restart: bool = False,
-) -> dict[str, str]:
-    """Answer every question of ``dataset`` not yet in ``predictions_path``; return all predictions.
+) -> Generation:
+    """Answer every question of ``dataset`` not yet in ``predictions_path``, skipping (and
+    reporting) the ones whose media or features cannot be read.
 
     Args:
         model: a :class:`~pave.models.PatchedModel`.
@@ -51,28 +67,53 @@ def generate_predictions(
     elif restart:
         path.unlink(missing_ok=True)
     _drop_torn_last_line(path)
-    done = read_predictions(path) if path.exists() else {}
-    todo = [i for i, s in enumerate(dataset.samples) if s.id not in done]
-    if done:
-        logger.info("%s: %d predictions already there, %d to go", path, len(done), len(todo))
+    result = Generation(read_predictions(path) if path.exists() else {})
+    todo = [i for i, s in enumerate(dataset.samples) if s.id not in result.predictions]
+    if result.predictions:
+        logger.info("%s: %d predictions already there, %d to go", path, len(result.predictions), len(todo))
     if not todo:
-        return done
-    # Batch k holds todo[k * batch_size : (k + 1) * batch_size]: the loader is sequential.
-    loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, collate_fn=collator)
+        return result
+
+    def collate(items: list[dict]):
+        good = [it for it in items if "skipped" not in it]
+        return (collator(good) if good else None), [it["id"] for it in good], [it for it in items if "skipped" in it]
+
+    loader = DataLoader(_Skipping(dataset, todo), batch_size=batch_size, collate_fn=collate)
     device = next(model.parameters()).device
     model.eval()
     with open(path, "a", encoding="utf-8") as f, tqdm(total=len(todo), desc=desc, unit="question") as bar:
-        for number, batch in enumerate(loader):
-            ids = [dataset.samples[i].id for i in todo[number * batch_size : (number + 1) * batch_size]]
-            batch = _to(batch, device)
-            with torch.no_grad():
-                out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-            for sample_id, text in zip(ids, collator.processor.decode(out), strict=True):
-                done[sample_id] = text
-                f.write(json.dumps({"id": sample_id, "prediction": text}, ensure_ascii=False) + "\n")
-            f.flush()
-            bar.update(len(ids))
-    return done
+        for batch, ids, bad in loader:  # ids come with the items, never from a counter
+            for item in bad:
+                result.skipped[item["id"]] = item["skipped"]
+                logger.warning("skipping sample %s: %s", item["id"], item["skipped"])
+            if batch is not None:
+                with torch.no_grad():
+                    out = model.generate(**_to(batch, device), max_new_tokens=max_new_tokens, do_sample=False)
+                for sample_id, text in zip(ids, collator.processor.decode(out), strict=True):
+                    result.predictions[sample_id] = text
+                    f.write(json.dumps({"id": sample_id, "prediction": text}, ensure_ascii=False) + "\n")
+                f.flush()
+            bar.update(len(ids) + len(bad))
+    if result.skipped:
+        logger.warning("%s: %d sample(s) skipped (media or features unreadable)", path, len(result.skipped))
+    return result
+
+
+class _Skipping(Dataset):
+    """``dataset[indices[k]]``, or ``{"id", "skipped": reason}`` when that item cannot be read."""
+
+    def __init__(self, dataset, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> dict:
+        index = self.indices[k]
+        try:
+            return self.dataset[index]
+        except SKIPPABLE as exc:
+            return {"id": self.dataset.samples[index].id, "skipped": str(exc).strip("'\"")}
 
 
 def _drop_torn_last_line(path: Path) -> None:

@@ -141,6 +141,7 @@ def format_report(result: dict) -> str:
     lines.append(
         f"{counts['scored']} of {counts['samples']} samples scored; {counts['missing']} without a prediction, "
         f"{counts['without_reference']} without a reference answer; {counts['unknown']} prediction(s) with unknown ids."
+        + (f" {counts['skipped']} skipped: media or features unreadable (see 'skipped')." if counts.get("skipped") else "")
     )
     if "cost" in result:
         cost = result["cost"]

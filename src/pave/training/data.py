@@ -97,8 +97,15 @@ class VisualTokenCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         device = next(self.model.llava.parameters()).device
         for start in tqdm(range(0, len(todo), batch_size), desc="caching visual tokens", unit="batch"):
-            chunk = todo[start : start + batch_size]
-            decoded = [load(v, self.num_frames) for v in chunk]
+            chunk, decoded = [], []
+            for video in todo[start : start + batch_size]:
+                try:
+                    decoded.append(load(video, self.num_frames))
+                    chunk.append(video)
+                except (ValueError, OSError) as exc:  # its samples fail later, each on its own
+                    logger.warning("not caching %s: %s", video, exc)
+            if not chunk:
+                continue
             pixels = torch.stack([self.preprocessor(d.frames) for d in decoded])
             visual = self.model.encode_video(pixels.to(device))
             for i, video in enumerate(chunk):
