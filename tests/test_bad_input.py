@@ -109,6 +109,36 @@ def empty_batch(ctx):
     return ["infer", "--patch", str(ctx["patch"]), "--batch", str(ctx["tmp"] / "q.jsonl")], ["q.jsonl: no questions in the file"]
 
 
+def eval_args(ctx, *extra):
+    bench = ctx["bench"]
+    return [
+        "eval", "--task", "music_avqa", "--annotations", str(bench["test"]), "--media-root", str(bench["root"]),
+        "--patch", str(ctx["patch"]), "--features", f"audio={bench['audio']}", *extra,
+    ]
+
+
+def out_is_a_file(ctx):
+    (ctx["tmp"] / "taken").write_text("")
+    return eval_args(ctx, "--out", str(ctx["tmp"] / "taken")), ["--out", "is a file"]
+
+
+def batch_size_zero(ctx):
+    return eval_args(ctx, "--out", str(ctx["tmp"] / "e"), "--batch-size", "0"), ["--batch-size: must be at least 1, got 0"]
+
+
+def negative_frames(ctx):
+    return [*infer_args(ctx["patch"], ctx), "--frames", "-3"], ["--frames: must be at least 1, got -3"]
+
+
+def wrong_type_in_patch_config(ctx):
+    patch = ctx["tmp"] / "patch"
+    shutil.copytree(ctx["patch"], patch)
+    record = json.loads((patch / "patch_config.json").read_text())
+    record["config"]["num_heads"] = "4"
+    (patch / "patch_config.json").write_text(json.dumps(record))
+    return infer_args(patch, ctx), [f"{patch / 'patch_config.json'}: field 'num_heads' must be an integer, got '4'"]
+
+
 def infer_args(patch, ctx):
     clip = sorted((ctx["bench"]["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"))[0]
     return ["infer", "--patch", str(patch), "--video", str(clip), "--question", "what pitch?", "--json"]
@@ -127,6 +157,10 @@ CASES = {
     "LoRA weights without adapter_config.json": (lora_without_config, 1),
     "a local --base that does not exist": (missing_local_base, 1),
     "an empty --batch file": (empty_batch, 1),
+    "--out that is an existing file": (out_is_a_file, 1),
+    "--batch-size 0": (batch_size_zero, 2),
+    "--frames -3": (negative_frames, 2),
+    "num_heads: \"4\" in patch_config.json": (wrong_type_in_patch_config, 1),
 }
 
 
@@ -134,11 +168,16 @@ CASES = {
 def test_bad_input_is_one_clear_line(case, tiny_model_dir, synthetic_bench, patch_dir, tmp_path, caplog, capsys):
     build, code = CASES[case]
     args, fragments = build({"base": tiny_model_dir, "bench": synthetic_bench, "patch": patch_dir, "tmp": tmp_path})
-    assert main(args) == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and "Traceback" not in caplog.text
+    message = ""
+    try:
+        returned = main(args)
+    except SystemExit as exc:  # usage errors: argparse's exit 2 (message on stderr), or the message itself
+        returned, message = (exc.code, "") if isinstance(exc.code, int) else (1, str(exc.code))
+    assert returned == code
+    said = caplog.text + capsys.readouterr().err + message
+    assert "Traceback" not in said
     for fragment in fragments:
-        assert fragment in caplog.text, (fragment, caplog.text[-2000:])
+        assert fragment in said, (fragment, said[-2000:])
     if args[0] == "train":  # nothing broken shipped, nor checkpointed
         assert not (tmp_path / "run" / "patch.safetensors").exists()
         assert not list((tmp_path / "run-work").glob("checkpoint-*/patch.safetensors"))

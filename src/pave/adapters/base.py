@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pave.patch.config import check_types
+
 
 @dataclass(frozen=True)
 class TokenLayout:
@@ -94,6 +96,7 @@ class AdapterConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source or cls.__name__}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        check_types(cls, data, source or cls.__name__)
         return cls(**data)
 
 

@@ -30,3 +30,14 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "float32", "bfloat16", "float16"),
         help="the base model's dtype (default: auto = bfloat16 on a GPU, float32 on the CPU)",
     )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (frames, batch sizes, tokens)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

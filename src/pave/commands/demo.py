@@ -12,7 +12,7 @@ QUICKSTART_OUT = Path("outputs/quickstart")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from pave.commands import add_device_arguments
+    from pave.commands import add_device_arguments, positive_int
 
     parser = subparsers.add_parser(
         "demo",
@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)"
     )
     parser.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=64)
     parser.add_argument(
         "--examples",
         type=Path,

@@ -7,7 +7,7 @@ import logging
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from pave.commands import add_benchmark_arguments, add_device_arguments
+    from pave.commands import add_benchmark_arguments, add_device_arguments, positive_int
     from pave.evaluation import SCORABLE_TASKS  # not llava_video: training data, nothing to score
 
     parser = subparsers.add_parser(
@@ -28,11 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="folder for predictions.jsonl, metrics.json and metrics.md")
     parser.add_argument(
-        "--frames", type=int, help="key frames per video (default: as the patch was trained, else 32)"
+        "--frames", type=positive_int, help="key frames per video (default: as the patch was trained, else 32)"
     )
     parser.add_argument("--system-prompt", help="system message (default: as the patch was trained)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=32)
     parser.add_argument("--cache-visual-tokens", action="store_true", help="cache the vision tower's tokens in OUT")
     parser.add_argument(
         "--restart", action="store_true",
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from pave.inference import load_for_inference
 
     features = dict(_pair(item) for item in args.features)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SystemExit(f"pave eval: --out {args.out} is a file; give a folder for predictions and metrics")
     if not args.patch and not args.base:
         raise SystemExit("pave eval: give --patch DIR (one or more) or --base MODEL")
     # Frames and system prompt default to those the patch was trained with (its recipe.yaml).

@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.commands import positive_int
+
     parser = subparsers.add_parser(
         "flops",
         help="prefill TFLOPs and total/trainable parameters, counted as in the paper (Appendix B.5)",
@@ -35,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="needed by pave, pave-learnable, interleave",
     )
     parser.add_argument(
-        "--frames", type=int, help="key frames (default: the base model's, 32 for LLaVA-OneVision)"
+        "--frames", type=positive_int, help="key frames (default: the base model's, 32 for LLaVA-OneVision)"
     )
     parser.add_argument(
         "--text-tokens", type=int, default=FLOPS_TEXT_TOKENS, help="prompt tokens (default: 40)"

@@ -21,7 +21,7 @@ SIDE_OPTIONS = {
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from pave.commands import add_device_arguments
+    from pave.commands import add_device_arguments, positive_int
 
     parser = subparsers.add_parser(
         "infer",
@@ -68,9 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="extracted features: an item file of a feature store, or a store folder with --side-id (repeatable)",
     )
     side.add_argument("--side-id", metavar="ID", help="item id in the --side feature store(s)")
-    parser.add_argument("--frames", type=int, help="key frames (default: as the patch was trained, else 32)")
+    parser.add_argument("--frames", type=positive_int, help="key frames (default: as the patch was trained, else 32)")
     parser.add_argument("--system-prompt", help="system message (default: as the patch was trained)")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=64)
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object per question instead of streaming"
     )

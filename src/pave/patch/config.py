@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,7 @@ class PatchConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source}: unknown patch config key(s) {unknown}; known keys are {sorted(known)}")
+        check_types(cls, data, source)
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
@@ -138,6 +140,29 @@ class PatchConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
         return cls.from_dict(data, source=str(path))
+
+
+_SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def check_types(cls, data: dict[str, Any], source: str) -> None:
+    """Refuse a value of the wrong JSON type for a config field typed int, float, str or bool
+    (optionally None): ``num_heads: "4"`` names the file and field instead of failing later."""
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        allowed = typing.get_args(hints[name]) or (hints[name],)
+        scalars = [t for t in allowed if t in _SCALARS]
+        if not scalars or (value is None and type(None) in allowed):
+            continue
+        if not any(_is_json_type(value, t) for t in scalars):
+            expected = " or ".join(_SCALARS[t] for t in scalars) + (" or null" if type(None) in allowed else "")
+            raise ValueError(f"{source}: field {name!r} must be {expected}, got {value!r}")
+
+
+def _is_json_type(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, never to a config
+        return kind is bool
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
 
 
 def _version() -> str:
