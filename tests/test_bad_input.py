@@ -139,6 +139,26 @@ def wrong_type_in_patch_config(ctx):
     return infer_args(patch, ctx), [f"{patch / 'patch_config.json'}: field 'num_heads' must be an integer, got '4'"]
 
 
+def missing_feature_store(ctx):
+    args = eval_args(ctx, "--out", str(ctx["tmp"] / "e"))
+    args[args.index("--features") + 1] = f"audio={ctx['tmp'] / 'nowhere'}"
+    return args, [f"--features audio: {ctx['tmp'] / 'nowhere'}: no such folder"]
+
+
+def foreign_store_index(ctx):
+    store = ctx["tmp"] / "store"
+    shutil.copytree(ctx["bench"]["audio"], store)
+    (store / "index.json").write_text('{"items": []}')
+    return train_args(ctx["base"], ctx["bench"], ctx["tmp"] / "run", store), [f"{store / 'index.json'}: not a PAVE feature store index"]
+
+
+def malformed_adapter_config(ctx):
+    patch = ctx["tmp"] / "patch"
+    shutil.copytree(ctx["patch"], patch)
+    (patch / "adapter_config.json").write_text("{not json")
+    return infer_args(patch, ctx), [f"{patch / 'adapter_config.json'}: not valid JSON"]
+
+
 def infer_args(patch, ctx):
     clip = sorted((ctx["bench"]["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"))[0]
     return ["infer", "--patch", str(patch), "--video", str(clip), "--question", "what pitch?", "--json"]
@@ -161,6 +181,9 @@ CASES = {
     "--batch-size 0": (batch_size_zero, 2),
     "--frames -3": (negative_frames, 2),
     "num_heads: \"4\" in patch_config.json": (wrong_type_in_patch_config, 1),
+    "a --features folder that does not exist": (missing_feature_store, 1),
+    "a foreign index.json in a store": (foreign_store_index, 1),
+    "a malformed adapter_config.json": (malformed_adapter_config, 1),
 }
 
 

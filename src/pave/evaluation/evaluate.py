@@ -56,7 +56,7 @@ def evaluate(
     out = Path(out)
     suffix = f"_{run_name}" if run_name else ""
     samples = load_samples(task, list(annotations))
-    stores = {name: FeatureStore(path) for name, path in (features or {}).items()}
+    stores = {name: FeatureStore.existing(path, f"--features {name}") for name, path in (features or {}).items()}
     channels = model.side_channels
     missing = [c for c in channels if c not in stores]
     if missing:

@@ -555,6 +555,13 @@ def check_patch_dir(directory: str | Path) -> None:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such patch directory")
+    if (directory / LORA_CONFIG_NAME).exists():
+        try:
+            adapter = json.loads((directory / LORA_CONFIG_NAME).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{directory / LORA_CONFIG_NAME}: not valid JSON ({exc})") from None
+        if not isinstance(adapter, dict) or "peft_type" not in adapter:
+            raise ValueError(f"{directory / LORA_CONFIG_NAME}: not a peft adapter config (no 'peft_type')")
     pairs = ((PATCH_WEIGHTS_NAME, PATCH_CONFIG_NAME, "patch"), (LORA_WEIGHTS_NAME, LORA_CONFIG_NAME, "LoRA adapter"))
     for weights, config, what in pairs:
         if (directory / weights).exists() and not (directory / config).exists():

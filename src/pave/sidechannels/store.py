@@ -91,12 +91,22 @@ class FeatureStore:
         self._items: dict[str, dict] = {}
         index = self.path / INDEX
         if index.is_file():
-            data = json.loads(index.read_text())
-            if data.get("format") != FORMAT:
+            try:
+                data = json.loads(index.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{index}: not valid JSON ({exc}); delete it to rebuild it from the item files") from None
+            if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("items"), dict):
                 raise ValueError(f"{index}: not a PAVE feature store index")
             self.spec = {k: data[k] for k in ("kind", "encoder", "dim") if k in data}
             self._items = data["items"]
         self._reconcile()
+
+    @classmethod
+    def existing(cls, path: str | Path, what: str = "feature store") -> FeatureStore:
+        """A store to read from: a folder that does not exist is an error, not an empty store."""
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"{what}: {path}: no such folder (extract it first with `pave extract`)")
+        return cls(path)
 
     def _reconcile(self) -> None:
         """Drop index entries whose file is gone; add item files the index misses."""

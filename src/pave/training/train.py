@@ -96,7 +96,7 @@ def add_method(model: PatchedModel, recipe: Recipe) -> None:
 def _first_side_item(recipe: Recipe, channel: str):
     if channel not in recipe.data.features:
         raise ValueError(f"patch.side_channel={channel!r} has no feature store in data.features")
-    store = FeatureStore(recipe.data.features[channel])
+    store = FeatureStore.existing(recipe.data.features[channel], f"data.features.{channel}")
     if not len(store):
         raise ValueError(f"{store.path}: the feature store is empty; run `pave extract` first")
     return store.get(store.ids()[0])
@@ -137,7 +137,7 @@ def train(recipe: Recipe) -> Path:
     missing = sorted(channels - set(recipe.data.features))
     if missing:
         raise ValueError(f"data.features has no feature store for side channel(s) {missing}")
-    sources = {c: store_source(FeatureStore(recipe.data.features[c]), c) for c in channels}
+    sources = {c: store_source(FeatureStore.existing(recipe.data.features[c], f"data.features.{c}"), c) for c in channels}
     cache = None
     if recipe.train.cache_visual_tokens:
         model.to(args.device)
