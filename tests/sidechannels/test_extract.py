@@ -185,3 +185,10 @@ def test_one_id_for_two_media_in_an_annotation_file_is_refused(tmp_path):
     annotation.write_text(json.dumps([{"video": "clips/cat.mp4"}, {"video": "clips/cat.webm"}, {"video": "clips/cat.mp4"}]))
     with pytest.raises(ValueError, match=r"two items would both be stored as 'clips/cat'"):
         discover_items("audio", annotation)
+
+
+def test_audio_folder_scans_pick_up_sound_files(tmp_path):
+    for name in ("talk.m4a", "music.WAV", "clip.mp4", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [i.id for i in discover_items("audio", tmp_path)] == ["clip", "music.WAV", "talk.m4a"]
+    assert [i.id for i in discover_items("video", tmp_path)] == ["clip"]

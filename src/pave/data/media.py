@@ -23,6 +23,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".MP4")
+# Sound files an audio side channel may come from instead of a video's own track.
+AUDIO_SUFFIXES = (".wav", ".m4a", ".mp3", ".flac", ".aac", ".ogg", ".opus")
 
 
 class MediaError(ValueError):

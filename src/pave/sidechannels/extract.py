@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from pave.data.datasets.egoexo_proficiency import downscaled_view
-from pave.data.media import VIDEO_SUFFIXES
+from pave.data.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 from pave.sidechannels.base import KINDS, get_encoder
 from pave.sidechannels.store import FeatureStore
 
@@ -82,7 +82,9 @@ def _items_from_folder(kind: str, folder: Path) -> list[Item]:
     if kind == "3d":  # scans: folders holding color/
         roots = sorted(p.parent for p in folder.rglob("color") if p.is_dir())
         return [Item(r.relative_to(folder).as_posix() or r.name, (r,)) for r in roots]
-    videos = sorted(p for p in folder.rglob("*") if p.suffix in VIDEO_SUFFIXES and p.is_file())
+    suffixes = VIDEO_SUFFIXES + (AUDIO_SUFFIXES if kind == "audio" else ())
+    videos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes or p.suffix in suffixes)
+    videos = [v for v in videos if v.is_file()]
     if kind == "exo":  # one item per folder of view videos
         dirs = sorted({v.parent for v in videos})
         views = {d: [v.relative_to(folder).as_posix() for v in videos if v.parent == d] for d in dirs}
@@ -149,7 +151,8 @@ def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> lis
 def discover_items(kind: str, inputs: str | Path, media_root: str | Path | None = None) -> list[Item]:
     """The items to extract for ``kind`` from ``inputs``:
 
-    * a folder: every video under it (audio, video; id = relative path without suffix), every
+    * a folder: every video under it (audio, video; id = relative path without suffix) and, for audio,
+      every sound file (.wav, .m4a, .mp3, ...; id = relative path), every
       folder holding ``color/`` (3d), every folder holding videos (exo, the videos are its views);
     * a ``.txt`` list: one path per line relative to the list's folder (exo: the views of an
       item separated by tabs, or one folder of views);
