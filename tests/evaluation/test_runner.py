@@ -149,3 +149,17 @@ def test_eval_with_nothing_to_score_fails(tiny_model_dir, synthetic_bench, tmp_p
     ]
     assert main(args) == 1
     assert "nothing could be scored (0 samples)" in caplog.text
+
+
+def test_a_killed_cache_build_leaves_no_temp_file_behind(tiny_model_dir, synthetic_bench, tmp_path):
+    from pave.training.data import VisualTokenCache
+
+    model = patched(tiny_model_dir, 0)
+    processor = VideoChatProcessor.from_pretrained(tiny_model_dir, model)
+    cache = VisualTokenCache(tmp_path / "cache", model, processor.preprocessor, FRAMES)
+    videos = sorted((synthetic_bench["root"] / "MUSIC-AVQA-videos-Synthetic").glob("syn_test_*.mp4"))[:2]
+    cache.build(videos)
+    torn = cache.path(videos[0]).with_suffix(".tmp12345")
+    torn.write_bytes(b"")  # what a kill between save_file and os.replace leaves
+    cache.build(videos)  # nothing to encode, the leftover still goes
+    assert not torn.exists() and all(cache.path(v).exists() for v in videos)

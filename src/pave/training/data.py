@@ -91,10 +91,12 @@ class VisualTokenCache:
         ``load(path, num_frames)`` gives the key frames (default: :func:`key_frames`).
         """
         load = load or key_frames
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob("*.tmp*"):  # left by a build that was killed mid-write
+            stale.unlink(missing_ok=True)
         todo = sorted({v for v in videos if not self.path(v).exists()})
         if not todo:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         device = next(self.model.llava.parameters()).device
         for start in tqdm(range(0, len(todo), batch_size), desc="caching visual tokens", unit="batch"):
             chunk, decoded = [], []
