@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pave.cli import main
-from pave.data.datasets.base import Sample
+from pave.data.datasets.base import Sample, load_samples
 from pave.data.media import write_video
 from pave.sidechannels import FeatureStore
 from pave.sidechannels.base import SideChannel
@@ -192,3 +192,19 @@ def test_audio_folder_scans_pick_up_sound_files(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [i.id for i in discover_items("audio", tmp_path)] == ["clip", "music.WAV", "talk.m4a"]
     assert [i.id for i in discover_items("video", tmp_path)] == ["clip"]
+
+
+def test_task_annotations_are_extracted_where_their_loader_finds_the_media(synthetic_bench, tmp_path):
+    """Music-AVQA names bare video ids; its loader knows the Real/Synthetic folders, so with
+    --task the items are found and keyed exactly as training looks them up."""
+    store_dir = tmp_path / "audio"
+    args = ["extract", "audio", "--inputs", str(synthetic_bench["test"]), "--task", "music_avqa",
+            "--media-root", str(synthetic_bench["root"]), "--out", str(store_dir)]
+    assert main(args) == 0
+    samples = load_samples("music_avqa", [synthetic_bench["test"]])
+    store = FeatureStore(store_dir)
+    assert len(store) == len({s.video for s in samples})
+    source = store_source(store, "audio")
+    for sample in samples:
+        assert source(sample).kind == "audio"
+    assert all(i.startswith("MUSIC-AVQA-videos-Synthetic/") for i in store.ids())

@@ -9,6 +9,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.data.datasets.base import TASKS
     from pave.names import SIDE_CHANNEL_KINDS
 
     parser = subparsers.add_parser(
@@ -40,6 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--media-root", metavar="FOLDER", help="folder that annotation media paths are relative to"
     )
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        help="read --inputs as this benchmark's annotation file (or `qa`): its loader finds the media "
+        "(Music-AVQA's Real/Synthetic folders, Ego-Exo4D's 448-px views) and names the items as "
+        "training and `pave eval` look them up",
+    )
     parser.add_argument("--device", help="torch device for the encoder (default: cpu)")
     parser.add_argument(
         "--workers", type=int, default=1, metavar="N", help="items encoded in parallel (threads)"
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         workers=args.workers,
         media_root=args.media_root,
+        task=args.task,
         **options,
     )
     logger.info(

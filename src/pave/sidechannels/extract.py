@@ -148,8 +148,25 @@ def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> lis
     return items  # several questions about one video: extracted once (see _unique)
 
 
-def discover_items(kind: str, inputs: str | Path, media_root: str | Path | None = None) -> list[Item]:
-    """The items to extract for ``kind`` from ``inputs``:
+def items_of_task(kind: str, task: str, annotations: Path, media_root: Path) -> list[Item]:
+    """The items a benchmark's samples read, found by the benchmark's own loader: its media
+    layout (Music-AVQA's Real/Synthetic folders, Ego-Exo4D's 448-px copies) and the ids training
+    and evaluation look up (:func:`pave.training.data.store_source`), by construction."""
+    from pave.data.datasets import load_samples
+
+    items = []
+    for sample in load_samples(task, [annotations]):
+        refs = sample.side_channels.get(kind) or (sample.video or sample.scene_id,)
+        item_id = media_item_id(refs[0]) if len(refs) == 1 else exo_item_id(refs)
+        items.append(Item(item_id, tuple(media_root / ref for ref in refs)))
+    return items
+
+
+def discover_items(
+    kind: str, inputs: str | Path, media_root: str | Path | None = None, task: str | None = None
+) -> list[Item]:
+    """The items to extract for ``kind`` from ``inputs``; with ``task``, ``inputs`` is that
+    benchmark's annotation file and its loader names the media (:func:`items_of_task`). Else:
 
     * a folder: every video under it (audio, video; id = relative path without suffix) and, for audio,
       every sound file (.wav, .m4a, .mp3, ...; id = relative path), every
@@ -164,7 +181,9 @@ def discover_items(kind: str, inputs: str | Path, media_root: str | Path | None 
     inputs = Path(inputs)
     if kind not in KINDS:
         raise ValueError(f"unknown side channel {kind!r}; expected one of {KINDS}")
-    if inputs.is_dir():
+    if task is not None:
+        items = items_of_task(kind, task, inputs, Path(media_root) if media_root else inputs.parent)
+    elif inputs.is_dir():
         items = _items_from_folder(kind, inputs)
     elif inputs.suffix in (".json", ".jsonl"):
         items = _items_from_annotation(kind, inputs, Path(media_root) if media_root else inputs.parent)
@@ -196,6 +215,7 @@ def extract(
     workers: int = 1,
     media_root: str | Path | None = None,
     progress: bool = True,
+    task: str | None = None,
     **options,
 ) -> Summary:
     """Encode every item of ``inputs`` not yet in the store at ``out``.
@@ -204,7 +224,7 @@ def extract(
     :class:`Summary`; items that fail are logged and listed there, never written.
     """
     started = time.perf_counter()
-    items = discover_items(kind, inputs, media_root)
+    items = discover_items(kind, inputs, media_root, task)
     store = FeatureStore(out)
     if removed := store.remove_stale_temporaries():
         logger.info("%s: removed %d temporary files of an interrupted run", out, removed)
