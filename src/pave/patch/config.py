@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,7 +151,11 @@ def check_types(cls, data: dict[str, Any], source: str) -> None:
     (optionally None): ``num_heads: "4"`` names the file and field instead of failing later."""
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
-        allowed = typing.get_args(hints[name]) or (hints[name],)
+        hint = hints[name]
+        # A union (``int | None``) allows each of its members; a container (``tuple[int, int]``) is
+        # left to the config's own checks.
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        allowed = typing.get_args(hint) if union else (hint,)
         scalars = [t for t in allowed if t in _SCALARS]
         if not scalars or (value is None and type(None) in allowed):
             continue
