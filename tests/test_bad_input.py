@@ -62,6 +62,11 @@ def inf_weights_with_a_finite_loss(ctx):
     return train_args(ctx["base"], ctx["bench"], ctx["tmp"] / "run", None, *extra), ["non-finite trainable weights after step 1"]
 
 
+def unknown_task_before_the_base_loads(ctx):
+    args = train_args("./no/such/base", ctx["bench"], ctx["tmp"] / "run", None, "data.task=avqa_typo")
+    return args, ["unknown task 'avqa_typo'"]  # named before the missing base is noticed
+
+
 def nan_patch_weights(ctx):
     patch = ctx["tmp"] / "patch"
     shutil.copytree(ctx["patch"], patch)
@@ -170,6 +175,7 @@ CASES = {
     "empty feature tensor": (empty_feature, 1),
     "training diverges to NaN": (diverging_training, 1),
     "a step writes Inf weights (finite loss)": (inf_weights_with_a_finite_loss, 1),
+    "an unknown data.task, checked before the base loads": (unknown_task_before_the_base_loads, 1),
     "patch weights with Inf": (nan_patch_weights, 1),
     "truncated patch.safetensors": (truncated_patch, 1),
     "--device cuda without a GPU": (cuda_without_gpu, 1),

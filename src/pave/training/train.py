@@ -127,12 +127,13 @@ def train(recipe: Recipe) -> Path:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     args = training_arguments(recipe.train, world_size, validation=bool(recipe.data.validation))
     set_seed(recipe.train.seed)
+    # The data first: a wrong task or annotation file fails in a second, not after the base loads.
+    samples = _samples(recipe, recipe.data.annotations)
     model, processor = build_model(recipe)
     trainable = sum(p.numel() for p in model.trainable_parameters())
     total = sum(p.numel() for p in model.parameters())
     logger.info("trainable parameters: %s of %s (%.3f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
 
-    samples = _samples(recipe, recipe.data.annotations)
     channels = set(model.side_channels)
     missing = sorted(channels - set(recipe.data.features))
     if missing:
