@@ -12,7 +12,6 @@ processes. Torch's intra-op threads are divided among the workers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from pave.data.datasets.base import read_json
 from pave.data.datasets.egoexo_proficiency import downscaled_view
 from pave.data.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 from pave.sidechannels.base import KINDS, get_encoder
@@ -83,12 +83,11 @@ def _items_from_folder(kind: str, folder: Path) -> list[Item]:
         roots = sorted(p.parent for p in folder.rglob("color") if p.is_dir())
         return [Item(r.relative_to(folder).as_posix() or r.name, (r,)) for r in roots]
     suffixes = VIDEO_SUFFIXES + (AUDIO_SUFFIXES if kind == "audio" else ())
-    videos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes or p.suffix in suffixes)
-    videos = [v for v in videos if v.is_file()]
+    videos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
     if kind == "exo":  # one item per folder of view videos
         dirs = sorted({v.parent for v in videos})
         views = {d: [v.relative_to(folder).as_posix() for v in videos if v.parent == d] for d in dirs}
-        return [Item(exo_item_id(views[d]), (d,)) for d in dirs]
+        return [Item(item_id(views[d]), (d,)) for d in dirs]
     return [Item(media_item_id(v.relative_to(folder).as_posix()), (v,)) for v in videos]
 
 
@@ -101,19 +100,16 @@ def _items_from_list(kind: str, list_file: Path) -> list[Item]:
         # exo: one line holds the views of an item, tab-separated (or a folder of views).
         names = line.split("\t") if kind == "exo" else [line]
         paths = tuple(_resolve_media(list_file.parent, n) for n in names)
-        items.append(Item(_item_id(names), paths))
+        items.append(Item(item_id(names), paths))
     return items
 
 
-def _item_id(names: list[str]) -> str:
-    return media_item_id(names[0]) if len(names) == 1 else exo_item_id(names)
-
-
-def exo_item_id(views: Sequence[str | Path]) -> str:
-    """The id of an item of several views: their common folder, then the views' names without
-    suffix joined by ``+`` (``take/cam01+cam02``), so two items sharing a folder never share an
-    id. Training and evaluation look exo features up by the same rule."""
-    names = [media_item_id(Path(v).as_posix()) for v in views]
+def item_id(media: Sequence[str | Path]) -> str:
+    """The store id of an item: :func:`media_item_id` of its one media file; for several views,
+    their common folder, then the views' names without suffix joined by ``+``
+    (``take/cam01+cam02``), so two items sharing a folder never share an id. Training and
+    evaluation look features up by the same rule."""
+    names = [media_item_id(Path(v).as_posix()) for v in media]
     if len(names) == 1:
         return names[0]
     common = os.path.commonpath(names)
@@ -133,9 +129,7 @@ def _records(data) -> Iterable[dict]:
 
 def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> list[Item]:
     items: list[Item] = []
-    text = annotation.read_text(encoding="utf-8")
-    data = [json.loads(line) for line in text.splitlines() if line.strip()] if annotation.suffix == ".jsonl" else json.loads(text)
-    for record in _records(data):
+    for record in _records(read_json(annotation)):
         side = record.get("side") if isinstance(record.get("side"), dict) else {}
         name = side.get(kind) or next((record[f] for f in MEDIA_FIELDS if record.get(f) not in (None, "")), None)
         if name is None:
@@ -144,7 +138,7 @@ def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> lis
             names = [downscaled_view(str(v)) for k, v in sorted(name.items()) if k.startswith("exo")]
         else:  # the generic qa task's "side": {kind: path or [paths]} comes first
             names = [str(n) for n in name] if isinstance(name, list) else [str(name)]
-        items.append(Item(_item_id(names), tuple(_resolve_media(media_root, n) for n in names)))
+        items.append(Item(item_id(names), tuple(_resolve_media(media_root, n) for n in names)))
     return items  # several questions about one video: extracted once (see _unique)
 
 
@@ -157,8 +151,7 @@ def items_of_task(kind: str, task: str, annotations: Path, media_root: Path) -> 
     items = []
     for sample in load_samples(task, [annotations]):
         refs = sample.side_channels.get(kind) or (sample.video or sample.scene_id,)
-        item_id = media_item_id(refs[0]) if len(refs) == 1 else exo_item_id(refs)
-        items.append(Item(item_id, tuple(media_root / ref for ref in refs)))
+        items.append(Item(item_id(refs), tuple(media_root / ref for ref in refs)))
     return items
 
 

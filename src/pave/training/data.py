@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from pave.data.datasets.base import Sample
 from pave.data.media import VIDEO_SUFFIXES, Frames, read_scan, sample_frames
 from pave.sidechannels.base import SideChannel
-from pave.sidechannels.extract import exo_item_id, media_item_id
+from pave.sidechannels.extract import item_id, media_item_id
 from pave.sidechannels.store import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -230,14 +230,14 @@ def store_source(store: FeatureStore, channel: str) -> SideSource:
     A sample names its side media by path relative to the media root; ``pave extract`` keys
     items by that path without its suffix (over a folder) or by the bare media name (over an
     annotation file), so both are tried. An item of several views (exo) is keyed by all of them
-    (:func:`~pave.sidechannels.extract.exo_item_id`).
+    (:func:`~pave.sidechannels.extract.item_id`).
     """
 
     def source(sample: Sample) -> SideChannel:
         refs = sample.side_channels.get(channel) or ((sample.video,) if sample.video else ())
         tried = []
         if len(refs) > 1:
-            key = exo_item_id(refs)
+            key = item_id(refs)
             if key in store:
                 return store.get(key)
             tried.append(key)

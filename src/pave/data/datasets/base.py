@@ -261,14 +261,25 @@ class Record:
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file, reporting the file and position of a syntax error."""
+    """Parse a JSON file, or a JSON Lines file (``.jsonl``: a list, one value per non-blank
+    line), reporting the file and position of a syntax error."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            if path.suffix != ".jsonl":
+                return json.load(f)
+            lines = f.read().splitlines()
     except json.JSONDecodeError as exc:
         raise AnnotationError(
             path, f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
         ) from exc
+    values = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                values.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise AnnotationError(path, f"line {number} is not valid JSON ({exc.msg})") from None
+    return values
 
 
 def read_records(path: Path, wrapper: str | None = None) -> list[Record]:

@@ -23,39 +23,17 @@ so ``pave extract audio --inputs FILE`` finds them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from pave.data.datasets.base import LETTERS, AnnotationError, Record, Sample, read_records
+from pave.data.datasets.base import LETTERS, Record, Sample, read_records
 
 POST_PROMPT = "Answer with the option's letter from the given choices directly."
 METRICS = ("exact_match", "caption")
 
 
 def load(paths: Sequence[Path]) -> list[Sample]:
-    samples = []
-    for path in paths:
-        for record in _records(path):
-            samples.append(_sample(record))
-    return samples
-
-
-def _records(path: Path) -> list[Record]:
-    if path.suffix != ".jsonl":
-        return read_records(path, wrapper="questions")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(path, f"line {number + 1} is not valid JSON ({exc.msg})") from None
-        if not isinstance(data, dict):
-            raise AnnotationError(path, f"line {number + 1}: expected an object")
-        records.append(Record(path, len(records), data))
-    return records
+    return [_sample(record) for path in paths for record in read_records(path, wrapper="questions")]
 
 
 def _sample(record: Record) -> Sample:
