@@ -10,3 +10,5 @@ FLOPS_METHODS = ("base", "ft", "pave", "pave-learnable", "interleave")
 # The paper's accounting defaults (Appendix B.5): prompt tokens and video seconds.
 FLOPS_TEXT_TOKENS = 40  # following the paper's reference [55]
 FLOPS_DURATION = 120.0
+# Model dtypes the commands accept (pave.models.devices): auto = bfloat16 on a GPU, float32 on the CPU.
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")

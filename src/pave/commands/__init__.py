@@ -24,10 +24,16 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--dtype``, as every command that runs a model takes them (see
     :mod:`pave.models.devices`; its import is deferred so ``--help`` needs no torch)."""
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_dtype_argument(parser)
+
+
+def add_dtype_argument(parser: argparse.ArgumentParser) -> None:
+    from pave.names import DTYPE_CHOICES
+
     parser.add_argument(
         "--dtype",
         default="auto",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        choices=DTYPE_CHOICES,
         help="the base model's dtype (default: auto = bfloat16 on a GPU, float32 on the CPU)",
     )
 

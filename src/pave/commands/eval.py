@@ -46,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pave.evaluation.evaluate import evaluate
-    from pave.evaluation.provenance import StalePredictionsError
     from pave.evaluation.scoring import format_report
     from pave.inference import load_for_inference
 
@@ -60,16 +59,13 @@ def run(args: argparse.Namespace) -> int:
         args.patch, base=args.base, num_frames=args.frames, system_prompt=args.system_prompt,
         device=args.device, dtype=args.dtype,
     )
-    try:
-        report = evaluate(
-            loaded.model, loaded.processor, args.task, args.annotations, args.media_root, args.out, features,
-            num_frames=loaded.num_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-            visual_cache=Path(args.out) / "visual-cache" if args.cache_visual_tokens else None,
-            restart=args.restart,
-        )
-    except StalePredictionsError as exc:
-        logging.getLogger("pave.eval").error("%s", exc)
-        return 1
+    # Predictions made by another run (StalePredictionsError) end here with the CLI's one-line message.
+    report = evaluate(
+        loaded.model, loaded.processor, args.task, args.annotations, args.media_root, args.out, features,
+        num_frames=loaded.num_frames, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+        visual_cache=Path(args.out) / "visual-cache" if args.cache_visual_tokens else None,
+        restart=args.restart,
+    )
     print(format_report(report))
     if not report["counts"]["scored"]:
         logging.getLogger("pave.eval").error("nothing could be scored (%d samples)", report["counts"]["samples"])

@@ -9,6 +9,8 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from pave.commands import add_dtype_argument
+
     parser = subparsers.add_parser(
         "quickstart",
         help="run PAVE end to end on a tiny built-in model and a synthetic audio-visual benchmark",
@@ -26,12 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="a real LLaVA-OneVision model id or path instead of the tiny built-in base",
     )
-    parser.add_argument(
-        "--dtype",
-        default="auto",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        help="the base model's dtype (default: auto = bfloat16 on a GPU, float32 on the CPU)",
-    )
+    add_dtype_argument(parser)  # the device is the GPU when there is one
     parser.add_argument("--fast", action="store_true", help="a much smaller run (about a minute), for smoke tests")
     parser.add_argument(
         "--methods",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_CHOICES = ("auto", *DTYPES)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
