@@ -158,6 +158,21 @@ def test_a_dialogue_renders_as_a_multi_turn_chat_with_the_video_first(real):
         "<|im_start|>user\nDid he sit?<|im_end|>\n<|im_start|>assistant\nNo.<|im_end|>\n"
         "<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n"
     )
-    batch = processor(["And then?"], ["He left."], num_frames=FRAMES, histories=[[("Who came?", "A man.")]])
-    labels = batch["labels"][0][batch["labels"][0] != -100].tolist()
-    assert labels == processor.tokenizer("He left.", add_special_tokens=False)["input_ids"] + [151645]
+
+
+def test_training_on_a_dialogue_supervises_every_answer_in_the_context_generation_sees(real):
+    _, processor = real
+    history = [("Who came?", "A man."), ("Did he sit?", "No.")]
+    batch = processor(["And then?"], ["He left."], num_frames=FRAMES, histories=[history])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    encode = processor.tokenizer
+    answers = [a for _, a in history] + ["He left."]
+    assert [t for t in labels if t != -100] == [
+        t for a in answers for t in [*encode(a, add_special_tokens=False)["input_ids"], 151645]
+    ]
+    # Each answer follows exactly the prompt generation would give after the same history.
+    for turn in range(3):
+        prompt = processor.prompt_ids([*history, ("And then?", None)][turn][0], FRAMES, history=history[:turn])
+        assert ids[: len(prompt)] == prompt
+        assert labels[len(prompt) - 1] == -100 and labels[len(prompt)] == ids[len(prompt)]
+    assert set(labels[: len(processor.prompt_ids("Who came?", FRAMES))]) == {-100}

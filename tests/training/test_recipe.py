@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from pave import recipes
 from pave.training.recipe import Recipe, RecipeError, load_recipe
@@ -69,3 +70,25 @@ def test_shipped_deepspeed_config_is_zero2():
     config = json.loads(DEEPSPEED_CONFIGS["zero2"].read_text())
     assert config["zero_optimization"]["stage"] == 2
     assert config["train_micro_batch_size_per_gpu"] == "auto"  # filled in from the recipe by transformers
+
+
+def test_an_override_is_blamed_for_its_own_mistakes(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  epochs: 2\n")
+    with pytest.raises(RecipeError, match=r"^override 'train.lr=1': unknown key train.lr"):
+        load_recipe(path, ["train.lr=1"])
+    with pytest.raises(RecipeError, match=r"^override 'lora={r: x}': lora.r must be int"):
+        load_recipe(path, ["lora={r: x}"])
+    path.write_text("train:\n  epoch: 2\n")
+    with pytest.raises(RecipeError, match=rf"^{path}: unknown key train.epoch"):
+        load_recipe(path, ["train.learning_rate=1e-4"])
+
+
+def test_optimisation_settings_reach_the_trainer():
+    from pave.training.trainer import training_arguments
+
+    recipe = load_recipe(None, ["train.max_grad_norm=0.1", "train.optim=adafactor", "train.tf32=true"])
+    args = training_arguments(recipe.train)
+    assert args.max_grad_norm == 0.1 and args.optim == "adafactor"
+    if not torch.cuda.is_available():  # asked for, but a CPU has no TF32: full float32, no error
+        assert args.tf32 is None

@@ -241,3 +241,32 @@ def test_a_patched_model_you_built_trains_with_the_plain_trainer_api(tiny_model_
     for key, value in load_file(tmp_path / "work" / "checkpoint-2" / "patch.safetensors").items():
         assert torch.equal(live[key], value), key
     assert any(not torch.equal(live[k], v) for k, v in load_file(saved / "patch.safetensors").items())
+
+
+def test_a_patch_learning_rate_of_its_own(tiny_model_dir, synthetic_bench, tmp_path):
+    """train.patch_learning_rate: the patch gets its own rate (0 here: it stays put) while LoRA
+    trains at the run's rate."""
+    from transformers import TrainingArguments
+
+    from pave.data.datasets import load_samples
+    from pave.models.processor import VideoChatProcessor
+    from pave.sidechannels import FeatureStore
+    from pave.training.data import QACollator, QADataset, store_source
+    from pave.training.trainer import PatchTrainer
+
+    model = PatchedModel.from_base(str(tiny_model_dir))
+    model.add_lora(r=4, alpha=8)
+    model.add_patch("audio", model.patch_config(side_dim=256, side_channel="audio", hidden_dim=16, num_heads=2))
+    processor = VideoChatProcessor.from_pretrained(tiny_model_dir, model)
+    samples = load_samples("music_avqa", [synthetic_bench["train"]])
+    dataset = QADataset(samples, synthetic_bench["root"], 4, {"audio": store_source(FeatureStore(synthetic_bench["audio"]), "audio")})
+    args = TrainingArguments(str(tmp_path / "work"), max_steps=2, save_strategy="no", learning_rate=1e-2, report_to="none")
+    patch = {k: v.clone() for k, v in model.patches["audio"].state_dict().items()}
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n}
+    trainer = PatchTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=QACollator(processor), patch_learning_rate=0.0
+    )
+    trainer.train()
+    assert sorted({g["initial_lr"] for g in trainer.optimizer.param_groups}) == [0.0, 1e-2]
+    assert all(torch.equal(v, patch[k]) for k, v in model.patches["audio"].state_dict().items())
+    assert any(not torch.equal(p, lora[n]) for n, p in model.named_parameters() if n in lora)

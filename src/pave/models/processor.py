@@ -88,12 +88,49 @@ class VideoChatProcessor:
 
         ``history``: earlier (question, answer) turns, oldest first; the video goes with the
         first question, as in a multi-turn chat about one video."""
+        return self.conversation_ids([*history, (question, None)], frames)[0]
+
+    def conversation_ids(self, turns: Sequence[tuple[str, str | None]], frames: int) -> tuple[list[int], list[int]]:
+        """Token ids and labels of a chat about one video: every answer is supervised.
+
+        ``turns``: (question, answer) pairs, oldest first, the video with the first question; a
+        last answer of ``None`` ends the ids at the assistant's turn (generation). Labels are the
+        answer tokens and each answer's end-of-turn token, ``IGNORE_INDEX`` elsewhere. Each turn's
+        context is what the template adds between one answer and the next, so training sees every
+        turn exactly as generation renders it after the same history.
+        """
+        ids: list[int] = []
+        labels: list[int] = []
+        rendered = ""  # the conversation so far, up to and including the last answer's end of turn
+        videos = 0
+        for number, (question, answer) in enumerate(turns):
+            prompt = self._render(turns[:number], question)
+            if not prompt.startswith(rendered):
+                raise ValueError("the chat template renders earlier turns differently once a turn is added")
+            context = prompt[len(rendered):]
+            videos += context.count(self.video_token)
+            for i, piece in enumerate(context.split(self.video_token)):
+                if i:
+                    ids += [self.config.video_token_id] * self.layout.num_tokens(frames)
+                ids += self._encode(piece)
+            labels += [IGNORE_INDEX] * (len(ids) - len(labels))
+            if answer is None:
+                break
+            answered = self.answer_ids(answer)
+            ids, labels = ids + answered, labels + answered
+            rendered = prompt + answer + self.tokenizer.eos_token
+        if videos != 1:
+            raise ValueError(f"the chat template must render exactly one {self.video_token} placeholder")
+        return ids, labels
+
+    def _render(self, history: Sequence[tuple[str, str | None]], question: str) -> str:
+        """The template's text of ``history`` then ``question``, up to the assistant's turn."""
         messages = [_message("system", self.system_prompt)] if self.system_prompt else []
         for number, (asked, answered) in enumerate(history):
             messages += [_message("user", asked, video=number == 0), _message("assistant", answered)]
         messages.append(_message("user", question, video=not history))
         try:
-            text = self.tokenizer.apply_chat_template(
+            return self.tokenizer.apply_chat_template(
                 messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
             )
         except (TypeError, KeyError, ValueError) as exc:
@@ -101,11 +138,6 @@ class VideoChatProcessor:
                 f"the chat template does not render multimodal messages ({exc}); a LLaVA-OneVision "
                 "checkpoint keeps that template in chat_template.jinja or chat_template.json"
             ) from None
-        if text.count(self.video_token) != 1:
-            raise ValueError(f"the chat template must render exactly one {self.video_token} placeholder")
-        before, after = text.split(self.video_token)
-        encode = self._encode
-        return encode(before) + [self.config.video_token_id] * self.layout.num_tokens(frames) + encode(after)
 
     def answer_ids(self, answer: str) -> list[int]:
         """Token ids of an answer followed by the end-of-turn token."""
@@ -128,8 +160,8 @@ class VideoChatProcessor:
             frames: B uint8 frame arrays (T, H, W, 3), stacked to ``pixel_values_videos``
                 (B, T, 3, S, S). Omit when the visual tokens are cached; then pass ``num_frames``.
             padding_side: ``"right"`` for training, ``"left"`` for batched generation.
-            histories: B lists of earlier (question, answer) turns (dialogues); the loss is
-                on the last answer only.
+            histories: B lists of earlier (question, answer) turns (dialogues); with answers,
+                every turn's answer is supervised (as the authors train on AVSD).
         """
         if frames is not None:
             pixel_values = torch.stack([self.preprocessor(f) for f in frames])
@@ -138,15 +170,12 @@ class VideoChatProcessor:
             raise ValueError("pass frames or num_frames")
         if answers is not None and len(answers) != len(questions):
             raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
-        sequences, label_sequences = [], []
         if histories is not None and len(histories) != len(questions):
             raise ValueError(f"{len(questions)} questions but {len(histories)} histories")
+        sequences, label_sequences = [], []
         for i, question in enumerate(questions):
-            ids = self.prompt_ids(question, num_frames, histories[i] if histories is not None else ())
-            labels = [IGNORE_INDEX] * len(ids)
-            if answers is not None:
-                answer = self.answer_ids(answers[i])
-                ids, labels = ids + answer, labels + answer
+            history = histories[i] if histories is not None else ()
+            ids, labels = self.conversation_ids([*history, (question, answers[i] if answers is not None else None)], num_frames)
             sequences.append(ids)
             label_sequences.append(labels)
         batch = self._pad(sequences, label_sequences if answers is not None else None, padding_side)

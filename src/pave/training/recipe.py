@@ -93,14 +93,22 @@ class TrainSection:
     can share one). ``work_dir`` (default: ``<output_dir>-work``) holds the checkpoints and the
     cache, so ``output_dir`` holds only what you ship: the patch, the LoRA adapter and the recipe.
     ``eval_steps`` (default: ``save_steps``, which must be a multiple of it) spaces the
-    validation runs when ``data.validation`` is set.
+    validation runs when ``data.validation`` is set. ``max_grad_norm``: gradient clipping (the
+    authors' scripts clip at 0.1). ``optim``: any ``TrainingArguments.optim`` name.
+    ``patch_learning_rate``: a learning rate of its own for the patch or adapter (default: the
+    LoRA's ``learning_rate``). ``tf32``: allow TF32 matrix products on Ampere or newer GPUs
+    (``null``: as PyTorch is set).
     """
 
     output_dir: str = "outputs/run"
     epochs: float = 1.0
     max_steps: int = -1
     learning_rate: float = 2e-5
+    patch_learning_rate: float | None = None
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optim: str = "adamw_torch"
+    tf32: bool | None = None
     warmup_ratio: float = 0.03
     scheduler: str = "cosine"
     global_batch_size: int = 32
@@ -118,7 +126,6 @@ class TrainSection:
     dataloader_workers: int = 0
     deepspeed: str | None = None
     report_to: str = "none"
-
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -142,6 +149,7 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Read a YAML recipe (or start from the defaults) and apply ``key=value`` overrides."""
     data: dict[str, Any] = {}
     source = str(path) if path else "defaults"
+    given: dict[str, str] = {}  # dotted key -> the override that set it (errors blame it, not the file)
     if path is not None:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
@@ -162,26 +170,37 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str
             if not isinstance(node, dict):
                 raise RecipeError(f"override {item!r}: {part} is not a section")
         node[leaf] = yaml.safe_load(raw) if raw else None
-    return _build(Recipe, data, source, "")
+        given[key] = item
+
+    def blame(key: str) -> str:
+        """Who set ``key``: the override that names it or a section above it, else the file."""
+        parts = key.split(".")
+        for depth in range(len(parts), 0, -1):
+            if ".".join(parts[:depth]) in given:
+                return f"override {given['.'.join(parts[:depth])]!r}"
+        return source
+
+    return _build(Recipe, data, blame, "")
 
 
-def _build(cls, data: Any, source: str, prefix: str):
+def _build(cls, data: Any, blame, prefix: str):
     if not isinstance(data, dict):
-        raise RecipeError(f"{source}: {prefix.rstrip('.') or 'recipe'} must be a mapping, got {data!r}")
+        key = prefix.rstrip(".")
+        raise RecipeError(f"{blame(key)}: {key or 'recipe'} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise RecipeError(
-            f"{source}: unknown key {prefix}{unknown[0]}; known keys here: {', '.join(sorted(names))}"
-        )
+        key = f"{prefix}{unknown[0]}"
+        raise RecipeError(f"{blame(key)}: unknown key {key}; known keys here: {', '.join(sorted(names))}")
     values = {}
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value, source, f"{prefix}{name}.")
+            values[name] = _build(hint, value, blame, f"{prefix}{name}.")
         else:
-            values[name] = _check(value, hint, source, f"{prefix}{name}")
+            key = f"{prefix}{name}"
+            values[name] = _check(value, hint, blame(key), key)
     return cls(**values)
 
 

@@ -153,7 +153,8 @@ def train(recipe: Recipe) -> Path:
             cache.build([dataset.video_path(s) for s in [*samples, *(validation.samples if validation else [])]])
 
     trainer = PatchTrainer(
-        model=model, args=args, train_dataset=dataset, eval_dataset=validation, data_collator=QACollator(processor)
+        model=model, args=args, train_dataset=dataset, eval_dataset=validation, data_collator=QACollator(processor),
+        patch_learning_rate=recipe.train.patch_learning_rate,
     )
     # Runs started before checkpoints moved to work_dir kept them in output_dir.
     checkpoint = last_complete_checkpoint(recipe.train.checkpoint_dir) or last_complete_checkpoint(

@@ -31,13 +31,33 @@ class PatchTrainer(Trainer):
     :class:`~pave.training.data.QADataset` as ``train_dataset`` (and ``eval_dataset``) and a
     :class:`~pave.training.data.QACollator` as ``data_collator``. The batch keys the model needs
     (``visual``, ``side``...) are kept whatever ``remove_unused_columns`` says.
+
+
+    Args:
+        patch_learning_rate: a learning rate for the patches' parameters (the rest, LoRA, keeps
+            ``args.learning_rate``); ``None``: one rate for all.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, patch_learning_rate: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.patch_learning_rate = patch_learning_rate
         # The collator builds keys the model's signature names only as **kwargs.
         self.args.remove_unused_columns = False
         self.args.label_names = ["labels"]
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.patch_learning_rate is None:
+            return optimizer
+        # Split each group (decay / no decay) in two before the scheduler reads the rates.
+        patches = {id(p) for p in self.accelerator.unwrap_model(model or self.model).patches.parameters()}
+        groups = []
+        for group in optimizer.param_groups:
+            mine = [p for p in group["params"] if id(p) in patches]
+            rest = [p for p in group["params"] if id(p) not in patches]
+            groups += [{**group, "params": rest}, {**group, "params": mine, "lr": self.patch_learning_rate}]
+        optimizer.param_groups = [g for g in groups if g["params"]]
+        return optimizer
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir
@@ -105,6 +125,9 @@ def training_arguments(
         max_steps=section.max_steps,
         learning_rate=section.learning_rate,
         weight_decay=section.weight_decay,
+        max_grad_norm=section.max_grad_norm,
+        optim=section.optim,
+        tf32=_tf32(section.tf32),
         warmup_steps=section.warmup_ratio,  # a value below 1 is a fraction of all steps
         lr_scheduler_type=section.scheduler,
         per_device_train_batch_size=section.per_device_batch_size,
@@ -143,6 +166,17 @@ def training_arguments(
         )
     kwargs.update(extra)
     return TrainingArguments(**kwargs)
+
+
+def _tf32(wanted: bool | None) -> bool | None:
+    """The recipe's ``tf32`` where the hardware has TF32; the paper recipes ask for it, and a
+    CPU or an older GPU runs them in full float32 instead of refusing."""
+    from transformers.utils import is_torch_tf32_available
+
+    if wanted and not is_torch_tf32_available():
+        logger.info("train.tf32: no Ampere or newer GPU here; matrix products stay in full float32")
+        return None
+    return wanted
 
 
 def _checkpointing(enabled: bool) -> dict:

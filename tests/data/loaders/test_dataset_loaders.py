@@ -365,6 +365,31 @@ def test_avsd_hidden_answer_leaves_no_reference(tmp_path):
     assert samples[1].answers == ()
 
 
+def avsd_v1_files(root):
+    """``avsd_train.json`` of the AVSD v1.0 release: videos keyed by id, ten turns each."""
+    turns = [{"question": f"question {k} ?", "answer": f"answer {k} ."} for k in range(10)]
+    content = {"Q7ZK1": {"summary": "someone tidies up .", "script": "A person folds a towel.", "data": turns}}
+    return [write(root / "avsd_train.json", content)]
+
+
+def test_avsd_v1_dialogues_become_chunks_of_five_turns(tmp_path):
+    samples = load_samples("avsd", avsd_v1_files(tmp_path))
+    assert [s.id for s in samples] == ["Q7ZK1_0", "Q7ZK1_1"]
+    second = samples[1]
+    assert second.question == "question 9 ?" and second.answers == ("answer 9 .",)
+    assert second.history == tuple((f"question {k} ?", f"answer {k} .") for k in range(5, 9))
+    assert second.video == "Q7ZK1.mp4" and second.source == "avsd_train.json#0"
+
+
+def test_avsd_v1_layout_errors_name_the_video_and_field(tmp_path):
+    path = write(tmp_path / "avsd_train.json", {"Q7ZK1": ["not", "an", "object"]})
+    with pytest.raises(AnnotationError, match=r"avsd_train\.json, record 0: video 'Q7ZK1': expected an object with 'data'"):
+        load_samples("avsd", [path])
+    path = write(tmp_path / "avsd_train.json", {"Q7ZK1": {"data": [{"question": "q ?"}]}})
+    with pytest.raises(AnnotationError, match=r"record 0, field 'data\[0\]\.answer': missing"):
+        load_samples("avsd", [path])
+
+
 def test_music_avqa_synthetic_videos_and_repeated_question_ids(tmp_path):
     samples = load_samples("music_avqa", music_avqa_files(tmp_path))
     assert samples[1].video == "MUSIC-AVQA-videos-Synthetic/sa1234.mp4"
