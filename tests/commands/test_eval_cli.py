@@ -31,6 +31,12 @@ def test_eval_writes_predictions_and_metrics_and_resumes(tiny_model_dir, synthet
     report = json.loads((out / "metrics.json").read_text())
     assert report["counts"]["scored"] == expected
     assert report["cost"]["flops_patch"] > 0 and report["cost"]["params_trainable"] > 0
+    # The task's protocol is recorded, and what this run does differently is said.
+    protocol = report["protocol"]
+    assert protocol["source"].startswith("authors' eval_pave_music_avqa.py") and protocol["max_new_tokens"] == 1024
+    assert protocol["used"] == {"system_prompt": "You are a helpful assistant.", "max_new_tokens": 3, "num_frames": 4}
+    assert [d.split(":")[0] for d in protocol["deviations"]] == ["max_new_tokens", "num_frames"]
+    assert "Settings that differ from it: max_new_tokens: 3 (the protocol's is 1024)" in printed
 
     # A run killed half-way resumes: only the missing answers are generated.
     (out / "predictions.jsonl").write_text("\n".join(lines[:4]) + "\n")

@@ -9,6 +9,7 @@ from pave.data.media import (
     MediaError,
     iter_frames_at_rate,
     read_audio,
+    read_frame_folder,
     read_scan,
     sample_frames,
     uniform_frame_indices,
@@ -55,6 +56,33 @@ def test_sample_frames_are_the_uniform_ones_with_their_times(video):
     assert sampled.frames.shape == (32, SIDE, SIDE, 3) and sampled.frames.dtype == np.uint8
     assert [frame_index(f) for f in sampled.frames] == expected.tolist()
     np.testing.assert_allclose(sampled.timestamps, expected / FPS, atol=1e-6)
+
+
+def test_a_window_samples_inside_it(video):
+    """MVBench's start/end: the frames of 1.0-3.0 s (frames 30-90), evenly spaced."""
+    sampled = sample_frames(video, 8, window=(1.0, 3.0))
+    expected = 30 + uniform_frame_indices(61, 8)
+    assert [frame_index(f) for f in sampled.frames] == expected.tolist()
+    np.testing.assert_allclose(sampled.timestamps, expected / FPS, atol=1e-6)
+    tail = sample_frames(video, 4, window=(4.5, 60.0))  # a window past the end stops at the last frame
+    assert [frame_index(f) for f in tail.frames][-1] == NUM_FRAMES - 1
+    with pytest.raises(MediaError, match="window 9.0-12.0 s is empty or past the end"):
+        sample_frames(video, 4, window=(9.0, 12.0))
+
+
+def test_a_folder_of_frames_reads_as_a_video_of_them(tmp_path):
+    from PIL import Image
+
+    for i, frame in enumerate(indexed_frames(40)):  # 00001.jpg-style names, unpadded here: natural order
+        Image.fromarray(frame).save(tmp_path / f"frame_{i + 1}.png")
+    whole = read_frame_folder(tmp_path, 5, frame_rate=3.0)
+    assert [frame_index(f) for f in whole.frames] == uniform_frame_indices(40, 5).tolist()
+    window = read_frame_folder(tmp_path, 4, frame_rate=3.0, window=(2.0, 5.0))  # frames 6-15
+    expected = 6 + uniform_frame_indices(10, 4)
+    assert [frame_index(f) for f in window.frames] == expected.tolist()
+    np.testing.assert_allclose(window.timestamps, expected / 3.0)
+    with pytest.raises(MediaError, match="not a folder of frame images"):
+        read_frame_folder(tmp_path / "nowhere", 4)
 
 
 def test_sequential_fallback_gives_the_same_frames(video, monkeypatch):

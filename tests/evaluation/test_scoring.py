@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -102,6 +103,11 @@ def test_mvbench_leaves_empty_answers_out_and_averages_tasks():
             "accuracy/mean over task": 50.0,
         }
     )
+
+
+def test_a_question_without_an_answer_letter_is_always_wrong():
+    sample = replace(choice("n/0", "mlvu", "A", task="needle"), answer_letter=None)
+    assert score("mlvu", [sample], {"n/0": "no letter here"})["metrics"]["accuracy"] == 0.0
 
 
 def test_mlvu_reports_micro_and_task_mean():

@@ -32,7 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--system-prompt", help="system message (default: as the patch was trained)")
     parser.add_argument("--batch-size", type=positive_int, default=8)
-    parser.add_argument("--max-new-tokens", type=positive_int, default=32)
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, help="generation length (default: the task protocol's, e.g. 16 for VideoMME)"
+    )
     parser.add_argument("--cache-visual-tokens", action="store_true", help="cache the vision tower's tokens in OUT")
     parser.add_argument(
         "--restart", action="store_true",

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".MP4")
 # Sound files an audio side channel may come from instead of a video's own track.
 AUDIO_SUFFIXES = (".wav", ".m4a", ".mp3", ".flac", ".aac", ".ogg", ".opus")
+# Frame folders and scans' colour images.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class MediaError(ValueError):
@@ -178,12 +180,16 @@ def _pick_by_seeking(container, stream, path, targets: np.ndarray, tol: float, p
     return picked
 
 
-def sample_frames(path: str | Path, num_frames: int = 32) -> Frames:
-    """Uniformly sample ``num_frames`` key frames over the whole video (LLaVA-OneVision protocol).
+def sample_frames(
+    path: str | Path, num_frames: int = 32, window: tuple[float, float] | None = None
+) -> Frames:
+    """Uniformly sample ``num_frames`` key frames over the whole video (LLaVA-OneVision protocol),
+    or over ``window`` = (start, end) seconds of it (MVBench's question windows).
 
-    Frame indices follow :func:`uniform_frame_indices` over the stream's frame count; each is read
-    by seeking to the preceding key frame, so a long video costs ``num_frames`` short decodes, not
-    a full one. Streams that cannot be seeked are decoded once from the start instead.
+    Frame indices follow :func:`uniform_frame_indices` over the stream's frame count (or the
+    window's frames); each is read by seeking to the preceding key frame, so a long video costs
+    ``num_frames`` short decodes, not a full one. Streams that cannot be seeked are decoded once
+    from the start instead.
 
     Returns (num_frames, H, W, 3) uint8 frames and their presentation times (num_frames,).
     """
@@ -195,7 +201,8 @@ def sample_frames(path: str | Path, num_frames: int = 32) -> Frames:
         if rate <= 0:
             raise MediaError(f"{path}: video stream has no frame rate (expected a constant-rate video)")
         total = stream.frames or max(1, round(duration * rate))
-        targets = uniform_frame_indices(total, num_frames) / rate
+        first, last = _window_indices(path, window, rate, total)
+        targets = (first + uniform_frame_indices(last - first + 1, num_frames)) / rate
         # Half a frame period: the nearest frame at or after each target, robust to rounding of pts.
         tol = 0.5 / rate
         picked = _pick_by_seeking(container, stream, path, targets, tol, 1 / rate)
@@ -204,6 +211,34 @@ def sample_frames(path: str | Path, num_frames: int = 32) -> Frames:
             container.seek(0)
             picked = _pick_sequential(container, stream, path, targets, tol, 1 / rate)
     return Frames(np.stack([f for _, f in picked]), np.array([t for t, _ in picked], dtype=np.float64))
+
+
+def _window_indices(path, window: tuple[float, float] | None, rate: float, total: int) -> tuple[int, int]:
+    """First and last frame index of ``window`` (seconds) among ``total`` frames at ``rate``."""
+    if window is None:
+        return 0, total - 1
+    start, end = window
+    first, last = max(0, round(start * rate)), min(total - 1, round(end * rate))
+    if not start <= end or first > last:
+        raise MediaError(f"{path}: window {start}-{end} s is empty or past the end ({total / rate:.2f} s)")
+    return first, last
+
+
+def read_frame_folder(
+    folder: str | Path, num_frames: int = 32, frame_rate: float = 3.0, window: tuple[float, float] | None = None
+) -> Frames:
+    """Key frames of a video stored as a folder of images (MVBench's TVQA frames), sampled as
+    :func:`sample_frames` samples a video file: ``num_frames`` evenly spaced over the folder, or
+    over ``window`` seconds of it. Images are ordered by the number in their names
+    (``frame_2`` before ``frame_10``); frame ``i`` is at ``i / frame_rate`` seconds."""
+    folder = Path(folder)
+    images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []
+    if not images:
+        raise MediaError(f"{folder}: not a folder of frame images ({', '.join(IMAGE_SUFFIXES)})")
+    images.sort(key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+    first, last = _window_indices(folder, window, frame_rate, len(images))
+    picked = first + uniform_frame_indices(last - first + 1, num_frames)
+    return Frames(np.stack([_read_image(images[i], np.uint8) for i in picked]), picked / frame_rate)
 
 
 def iter_frames_at_rate(path: str | Path, fps: float = 2.0) -> Iterator[tuple[float, np.ndarray]]:
@@ -325,9 +360,6 @@ def _yuv420p(image: np.ndarray) -> np.ndarray:
 
 # --- RGB-D scans in the ScanNet export layout -------------------------------------------------
 
-SCAN_COLOR_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
 def _read_matrix(path: Path, shape=(4, 4)) -> np.ndarray:
     try:
         values = np.array(path.read_text().split(), dtype=np.float64)
@@ -380,7 +412,7 @@ def read_scan(
     intrinsics = _read_matrix(folder / "intrinsic" / "intrinsic_depth.txt")[:3, :3]
     ids, poses = [], []
     for color in sorted(folder.glob("color/*")):
-        if color.suffix.lower() not in SCAN_COLOR_SUFFIXES or not re.fullmatch(r"\d+", color.stem):
+        if color.suffix.lower() not in IMAGE_SUFFIXES or not re.fullmatch(r"\d+", color.stem):
             continue
         pose_file, depth_file = folder / "pose" / f"{color.stem}.txt", folder / "depth" / f"{color.stem}.png"
         if not (pose_file.is_file() and depth_file.is_file()):

@@ -143,6 +143,10 @@ def format_report(result: dict) -> str:
         f"{counts['without_reference']} without a reference answer; {counts['unknown']} prediction(s) with unknown ids."
         + (f" {counts['skipped']} skipped: media or features unreadable (see 'skipped')." if counts.get("skipped") else "")
     )
+    if "protocol" in result:
+        protocol = result["protocol"]
+        differs = "; ".join(protocol["deviations"]) or "none"
+        lines.append(f"Protocol: {protocol['source']}. Settings that differ from it: {differs}.")
     if "cost" in result:
         cost = result["cost"]
         lines.append(
@@ -161,7 +165,8 @@ def _choice(
     extract: Callable[[str], str | None],
     macro: Sequence[str] = (),
 ) -> dict[str, float]:
-    correct = [extract(p) == s.answer_letter for s, p in zip(samples, predictions, strict=True)]
+    # No answer letter (an MLVU answer that is none of the options): wrong whatever is said.
+    correct = [s.answer_letter is not None and extract(p) == s.answer_letter for s, p in zip(samples, predictions, strict=True)]
     return grouped_accuracy(correct, [s.groups for s in samples], macro=macro)
 
 

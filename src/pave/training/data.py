@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from pave.data.datasets.base import Sample
-from pave.data.media import VIDEO_SUFFIXES, Frames, read_scan, sample_frames
+from pave.data.media import VIDEO_SUFFIXES, Frames, MediaError, read_frame_folder, read_scan, sample_frames
 from pave.sidechannels.base import SideChannel
 from pave.sidechannels.extract import item_id, media_item_id
 from pave.sidechannels.store import FeatureStore
@@ -42,12 +43,33 @@ def target_text(sample: Sample) -> str:
     return sample.answers[0]
 
 
-def key_frames(path: Path, num_frames: int) -> Frames:
-    """``num_frames`` evenly spaced key frames of a video file, or of a scan folder's colour
-    images (3D QA); a scan with fewer frames repeats some, so every sample has the same T."""
-    if not path.is_dir():
-        return sample_frames(path, num_frames)
-    scan = read_scan(path, num_frames)
+class VideoRef(NamedTuple):
+    """Where a sample's key frames come from: a video file, a folder of frame images (read at
+    ``frame_rate`` per second) or a scan folder, and the ``window`` (start, end) seconds the
+    question is about, if any."""
+
+    path: Path
+    window: tuple[float, float] | None = None
+    frame_rate: float | None = None
+
+    @classmethod
+    def of(cls, video: VideoRef | str | Path) -> VideoRef:
+        """A reference as given, or the whole of a video file or folder given by its path."""
+        return video if isinstance(video, VideoRef) else cls(Path(video))
+
+
+def key_frames(video: VideoRef | str | Path, num_frames: int) -> Frames:
+    """``num_frames`` evenly spaced key frames of a video file or frame folder (within its window),
+    or of a scan folder's colour images (3D QA); a scan with fewer frames repeats some, so every
+    sample has the same T."""
+    ref = VideoRef.of(video)
+    if not ref.path.is_dir():
+        return sample_frames(ref.path, num_frames, ref.window)
+    if not (ref.path / "color").is_dir():
+        if ref.frame_rate is None:
+            raise MediaError(f"{ref.path}: a folder of frames needs its frame rate (the sample's frame_rate)")
+        return read_frame_folder(ref.path, num_frames, ref.frame_rate, ref.window)
+    scan = read_scan(ref.path, num_frames)
     pick = np.linspace(0, len(scan.colors) - 1, num_frames).round().astype(int)
     return Frames(scan.colors[pick], scan.timestamps[pick])
 
@@ -56,8 +78,8 @@ class VisualTokenCache:
     """The frozen vision tower's output per video, computed once and kept on disk.
 
     Exact, because the tower is frozen and in eval mode: a cached video gives the same tokens
-    as a fresh encode. Files are keyed by the video (path, size, mtime), the number of frames,
-    the base model and the preprocessing's fingerprint (so a change of resizing arithmetic does
+    as a fresh encode. Files are keyed by the video (path, size, mtime, window, frame rate), the
+    number of frames, the base model and the preprocessing's fingerprint (so a change of resizing arithmetic does
     not reuse older tokens), and written atomically.
 
     Args:
@@ -73,28 +95,28 @@ class VisualTokenCache:
         self.preprocessor = preprocessor
         self.num_frames = num_frames
 
-    def path(self, video: Path) -> Path:
-        stat = video.stat()
-        key = "|".join(
-            map(
-                str,
-                (video.resolve(), stat.st_size, stat.st_mtime_ns, self.num_frames, self.model.base_name, self.preprocessor.fingerprint),
-            )
-        )
+    def path(self, video: VideoRef | Path) -> Path:
+        video = VideoRef.of(video)
+        stat = video.path.stat()
+        media = (video.path.resolve(), stat.st_size, stat.st_mtime_ns)
+        if video.window is not None or video.frame_rate is not None:  # whole videos keep their older keys
+            media += (video.window, video.frame_rate)
+        settings = (self.num_frames, self.model.base_name, self.preprocessor.fingerprint)
+        key = "|".join(map(str, media + settings))
         return self.directory / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.safetensors"
 
     def build(
-        self, videos: Sequence[Path], batch_size: int = 8, load: Callable[[Path, int], Frames] | None = None
+        self, videos: Sequence[VideoRef | Path], batch_size: int = 8, load: Callable[[VideoRef, int], Frames] | None = None
     ) -> None:
         """Encode every video (or scan folder) not cached yet, with a progress bar.
 
-        ``load(path, num_frames)`` gives the key frames (default: :func:`key_frames`).
+        ``load(video, num_frames)`` gives the key frames (default: :func:`key_frames`).
         """
         load = load or key_frames
         self.directory.mkdir(parents=True, exist_ok=True)
         for stale in self.directory.glob("*.tmp*"):  # left by a build that was killed mid-write
             stale.unlink(missing_ok=True)
-        todo = sorted({v for v in videos if not self.path(v).exists()})
+        todo = sorted({VideoRef.of(v) for v in videos if not self.path(v).exists()}, key=str)
         if not todo:
             return
         device = next(self.model.llava.parameters()).device
@@ -121,7 +143,7 @@ class VisualTokenCache:
                 save_file(tensors, tmp)
                 os.replace(tmp, target)
 
-    def get(self, video: Path) -> dict[str, torch.Tensor]:
+    def get(self, video: VideoRef | Path) -> dict[str, torch.Tensor]:
         return load_file(self.path(video))
 
 
@@ -153,9 +175,10 @@ class QADataset(Dataset):
             if sample.video is None and sample.scene_id is None:
                 raise ValueError(f"sample {sample.id} ({sample.source}) has neither a video nor a scan")
 
-    def video_path(self, sample: Sample) -> Path:
-        """The sample's video file, or its scan folder for 3D QA."""
-        return self.media_root / (sample.video if sample.video is not None else sample.scene_id)
+    def video(self, sample: Sample) -> VideoRef:
+        """The sample's video file or frame folder with its window, or its scan folder for 3D QA."""
+        path = self.media_root / (sample.video if sample.video is not None else sample.scene_id)
+        return VideoRef(path, sample.clip, sample.frame_rate)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -168,7 +191,7 @@ class QADataset(Dataset):
             "history": sample.history,
             "answer": target_text(sample) if sample.answers else None,
         }
-        video = self.video_path(sample)
+        video = self.video(sample)
         if self.visual_cache is not None:
             item["visual"] = self.visual_cache.get(video)
         else:

@@ -150,7 +150,7 @@ def train(recipe: Recipe) -> Path:
         validation = QADataset(_samples(recipe, recipe.data.validation), recipe.data.media_root, recipe.model.num_frames, sources, cache)
     if cache is not None:
         with args.main_process_first(desc="visual token cache"):
-            cache.build([dataset.video_path(s) for s in [*samples, *(validation.samples if validation else [])]])
+            cache.build([dataset.video(s) for s in [*samples, *(validation.samples if validation else [])]])
 
     trainer = PatchTrainer(
         model=model, args=args, train_dataset=dataset, eval_dataset=validation, data_collator=QACollator(processor),

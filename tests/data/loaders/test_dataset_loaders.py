@@ -6,6 +6,7 @@ import pytest
 
 from pave.data.datasets import TASKS, AnnotationError, get_loader, load_samples, missing_media
 from pave.data.datasets.llava_video import build_training_subset
+from pave.data.datasets.protocol import TaskProtocol, get_protocol
 
 
 def write(path, content):
@@ -390,6 +391,26 @@ def test_avsd_v1_layout_errors_name_the_video_and_field(tmp_path):
         load_samples("avsd", [path])
 
 
+def test_mlvu_answers_the_official_scorer_cannot_find_are_kept_and_repeats_take_the_last(tmp_path, caplog):
+    base = {"video": "v.mp4", "duration": 300, "question": "q?", "question_type": "findNeedle"}
+    records = [
+        {**base, "candidates": ["Red", "Blue", "Black", "White"], "answer": "Green"},
+        {**base, "candidates": ["Red", "Blue", "Red", "White"], "answer": "Red"},
+    ]
+    samples = load_samples("mlvu", [write(tmp_path / "data/2_needle.json", records)])
+    assert [s.answer_letter for s in samples] == [None, "C"]
+    assert "2_needle.json#0, field 'answer': 'Green' is not one of the candidates" in caplog.text
+
+
+def test_mvbench_windows_and_frame_folders(tmp_path):
+    record = {"video": "s01e02_seg01", "question": "q?", "candidates": ["a", "b"], "answer": "b", "start": 3.4, "end": 12.9}
+    (sample,) = load_samples("mvbench", [write(tmp_path / "json/episodic_reasoning.json", [record])])
+    assert (sample.clip, sample.frame_rate, sample.answer_letter) == ((3.4, 12.9), 3.0, "B")
+    assert sample.video == "tvqa/frames_fps3_hq/s01e02_seg01"
+    (plain,) = load_samples("mvbench", [write(tmp_path / "json/action_antonym.json", [{**record, "video": "x.mp4"}])])
+    assert plain.frame_rate is None
+
+
 def test_music_avqa_synthetic_videos_and_repeated_question_ids(tmp_path):
     samples = load_samples("music_avqa", music_avqa_files(tmp_path))
     assert samples[1].video == "MUSIC-AVQA-videos-Synthetic/sa1234.mp4"
@@ -553,3 +574,65 @@ def test_missing_media_accepts_other_video_extensions_and_scene_folders(tmp_path
     assert [m.path.name for m in missing_media(scanqa, tmp_path)] == ["scene0999_00"]
     (tmp_path / "scene0999_00").mkdir()
     assert missing_media(scanqa, tmp_path) == []
+
+
+# --- the protocols: each task's prompt is the text its source feeds the model, character for character
+
+AVQA_START = (
+    "Select the best answer to the following multiple-choice question based on the video and the subtitles. "
+    "Respond with only the letter (A, B, C, or D) of the correct option.\n"
+)
+ANSWER_WITH = "Answer with the option's letter from the given choices directly."
+
+# task -> the prompt of the first sample of its fixture, as the source builds it
+PROMPTS = {
+    # authors' eval_pave_avqa.py: start_prompt + question + "\n" + "A." + option ... + end_prompt
+    "avqa": AVQA_START + "What is making the ringing sound?\nA.bell\nB.phone\nC.alarm clock\nD.bicycle\n" + ANSWER_WITH,
+    # lmms-eval videomme_doc_to_text: option prompt, question, labelled options, "\n" + post prompt
+    "videomme": AVQA_START + "How many planets are shown?\nA. Two.\nB. Three.\nC. Four.\nD. Five.\n\n" + ANSWER_WITH,
+    # lmms-eval mvbench: "Question:" + question + "\nOption:\n" + "(A) ...\n" lines + post prompt
+    "mvbench": (
+        "Question:What happened after the person took the cup?\nOption:\n(A) Put down the cup.\n"
+        "(B) Opened the door.\n(C) Sat on the bed.\nOnly give the best option.\n"
+    ),
+    # lmms-eval mlvu (late 2024): "\n" + question with options + post prompt + "\n" + "Best option: ("
+    "mlvu": (
+        "\nQuestion: What colour is the car the hero drives?\nOptions:\n(A) Red\n(B) Blue\n(C) Black\n(D) White\n"
+        "Only give the best option.\n\nBest option: ("
+    ),
+    "avsd": "what does he do at the end ?",
+    "music_avqa": "What is the instrument on the left of violin？",
+}
+
+
+@pytest.mark.parametrize("task", sorted(PROMPTS))
+def test_prompt_is_the_sources_text(task, tmp_path):
+    assert load_samples(task, FIXTURES[task](tmp_path))[0].prompt == PROMPTS[task]
+
+
+def test_egoexo_asks_the_authors_question(tmp_path):
+    prompt = load_samples("egoexo_proficiency", FIXTURES["egoexo_proficiency"](tmp_path))[0].prompt
+    assert prompt.startswith("In this video, a human is performing an activity. Your goal is to evaluate")
+    assert prompt.endswith("precision, and expertise. Example Output: Early Expert")
+
+
+def test_every_task_has_a_protocol_with_its_source():
+    for task in TASKS:
+        protocol = get_protocol(task)
+        assert isinstance(protocol, TaskProtocol) and protocol.source, task
+        assert protocol.num_frames == 32
+    # lmms-eval's multiple-choice tasks generate 16 tokens; the authors' own scripts 1024.
+    assert {t: get_protocol(t).max_new_tokens for t in ("videomme", "mvbench", "mlvu", "avsd", "scanqa")} == {
+        "videomme": 16, "mvbench": 16, "mlvu": 16, "avsd": 1024, "scanqa": 1024,
+    }
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        get_protocol("nope")
+
+
+def test_deviations_name_each_setting_that_differs():
+    protocol = TaskProtocol(max_new_tokens=16)
+    used = {"system_prompt": "You are a helpful assistant.", "max_new_tokens": 16, "num_frames": 8}
+    assert protocol.deviations(used, "You are a helpful assistant.") == ["num_frames: 8 (the protocol's is 32)"]
+    assert protocol.deviations({**used, "system_prompt": ""}, "You are a helpful assistant.")[0].startswith(
+        "system_prompt: ''"
+    )

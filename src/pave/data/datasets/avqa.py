@@ -17,12 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import LETTERS, Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
-INSTRUCTION = (
-    "Select the best answer to the following multiple-choice question based on the video. "
-    "Respond with only the letter (A, B, C, or D) of the correct option."
+PROTOCOL = TaskProtocol(
+    template=(
+        "Select the best answer to the following multiple-choice question based on the video and the subtitles. "
+        "Respond with only the letter (A, B, C, or D) of the correct option.\n{question}\n{options}\n"
+        "Answer with the option's letter from the given choices directly."
+    ),
+    option="{letter}.{text}",
+    source="authors' eval_pave_avqa.py (its start prompt names subtitles, which AVQA does not have)",
 )
-POST_PROMPT = "Answer with the option's letter from the given choices directly."
 
 
 def load(paths: Sequence[Path]) -> list[Sample]:
@@ -34,7 +39,6 @@ def load(paths: Sequence[Path]) -> list[Sample]:
             if not 0 <= answer < len(options):
                 raise record.error("answer", f"index {answer} is outside the {len(options)} options")
             question = record.text("question_text")
-            lines = [f"{LETTERS[i]}.{option}" for i, option in enumerate(options)]
             groups = {"question_type": record.text("question_type")}
             relation = record.text("question_relation", None)
             if relation is not None:
@@ -46,7 +50,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     task="avqa",
                     source=record.source,
                     question=question,
-                    prompt="\n".join([INSTRUCTION, question, *lines, POST_PROMPT]),
+                    prompt=PROTOCOL.prompt(question, options),
                     answers=(options[answer],),
                     options=options,
                     answer_letter=LETTERS[answer],

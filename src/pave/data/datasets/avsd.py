@@ -10,7 +10,7 @@ original DSTC7 test file) leaves ``answers`` empty.
 **AVSD v1.0 layout** (``avsd_train.json`` / ``avsd_val.json``, the files the authors train on):
 an object keyed by Charades video id, each value with ``data``, a list of ``{"question",
 "answer"}`` turns (ten per video). As the authors convert it, each dialogue is cut into
-consecutive chunks of :data:`TURNS_PER_SAMPLE` turns, one sample per chunk with id
+consecutive chunks of :data:`TURNS_PER_SAMPLE` turns (a shorter remainder is dropped), one sample per chunk with id
 ``<video id>_<chunk index>``: the chunk's last turn is the question, the others its ``history``,
 and training supervises every answer of the chunk.
 
@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import AnnotationError, Record, Sample, read_json, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
 _HIDDEN_ANSWER = "__UNDISCLOSED__"
+PROTOCOL = TaskProtocol(source="authors' eval_pave_avsd.py: earlier turns as chat turns, then the last question")
 #: Turns per training sample when a v1.0 dialogue is cut into chunks (the authors' conversion).
 TURNS_PER_SAMPLE = 5
 
@@ -54,7 +56,8 @@ def _v1_samples(path: Path, data: dict) -> list[Sample]:
             )
         record = Record(path, index, value)
         turns = _turns(record, "data")
-        for chunk, start in enumerate(range(0, len(turns), TURNS_PER_SAMPLE)):
+        for chunk in range(len(turns) // TURNS_PER_SAMPLE):  # a shorter remainder is dropped, as theirs is
+            start = chunk * TURNS_PER_SAMPLE
             samples.append(_sample(record, video_id, turns[start : start + TURNS_PER_SAMPLE], f"{video_id}_{chunk}"))
     return samples
 
@@ -71,7 +74,7 @@ def _sample(record: Record, video_id: str, turns: list[tuple[str, str]], sample_
         task="avsd",
         source=record.source,
         question=question,
-        prompt=question,
+        prompt=PROTOCOL.prompt(question),
         answers=() if answer == _HIDDEN_ANSWER else (answer,),
         history=tuple(turns[:-1]),
         video=video,

@@ -76,10 +76,14 @@ class Sample:
             text for multiple choice, the class label for classification; empty when the
             split's answers are hidden.
         options: multiple-choice candidates in order, without letter prefixes.
-        answer_letter: the correct option's letter for multiple choice.
+        answer_letter: the correct option's letter for multiple choice; None when the answer is
+            none of the options (a few official MLVU records: always scored wrong).
         history: earlier (question, answer) turns of a dialog, oldest first.
         video: main video, relative to the benchmark's media root.
-        clip: (start, end) seconds of ``video`` the question is about, when the benchmark says.
+        clip: (start, end) seconds of ``video`` the question is about, when the benchmark says;
+            key frames are sampled inside it.
+        frame_rate: frames per second of ``video`` when it is a folder of frame images
+            (MVBench's TVQA frames); None for video files.
         scene_id: ScanNet scene for 3D QA; frames live in ``<media root>/<scene_id>/``.
         exo_videos: extra camera views (Ego-Exo4D), relative to the media root.
         side_channels: side-channel kind (``audio``, ``video``, ``3d``, ``exo``, as ``pave
@@ -102,6 +106,7 @@ class Sample:
     history: tuple[tuple[str, str], ...] = ()
     video: str | None = None
     clip: tuple[float, float] | None = None
+    frame_rate: float | None = None
     scene_id: str | None = None
     exo_videos: tuple[str, ...] = ()
     side_channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -251,13 +256,21 @@ class Record:
             raise self.error(name, f"expected JSON-encoded {_kind_name(kind)}, got {_short(raw)}")
         return value
 
-    def letter_of(self, options: Sequence[str], answer: str, name: str = "answer") -> str:
-        """The letter of ``answer`` among ``options`` (answer given as option text)."""
+    def letter_of(
+        self, options: Sequence[str], answer: str, name: str = "answer", *, last: bool = False, required: bool = True
+    ) -> str | None:
+        """The letter of ``answer`` among ``options`` (answer given as option text): of its first
+        occurrence, or its ``last`` when the benchmark's scorer takes that one. An answer that is
+        no option is an error, or None when not ``required`` (the scorer counts it wrong)."""
         if len(options) > len(LETTERS):
             raise self.error(name, f"at most {len(LETTERS)} options are supported, got {len(options)}")
-        if answer not in options:
-            raise self.error(name, f"{_short(answer)} is not one of the candidates {_short(list(options))}")
-        return LETTERS[options.index(answer)]
+        matches = [i for i, option in enumerate(options) if option == answer]
+        if not matches:
+            if required:
+                raise self.error(name, f"{_short(answer)} is not one of the candidates {_short(list(options))}")
+            logger.warning("%s, field '%s': %s is not one of the candidates", self.source, name, _short(answer))
+            return None
+        return LETTERS[matches[-1] if last else matches[0]]
 
 
 def read_json(path: Path) -> Any:

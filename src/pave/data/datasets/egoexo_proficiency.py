@@ -20,14 +20,21 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from pave.data.datasets.base import Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
 LEVELS = ("Novice", "Early Expert", "Intermediate Expert", "Late Expert")
-PROMPT = (
-    "The video shows a person performing a skilled activity, filmed from their own viewpoint. "
-    "Rate the demonstrated proficiency as one of: Novice (still learning the basics), "
-    "Early Expert (competent, with visible gaps), Intermediate Expert (consistently skilled), "
-    "Late Expert (masterful and fluent). Answer with the level only."
+# The authors' question, the same for every take (their default evaluation and training text).
+QUESTION = (
+    "In this video, a human is performing an activity. Your goal is to evaluate the human's skill level "
+    "based on their technique, consistency, and overall execution of the activity. You will classify the "
+    "performance into one of the following levels: 1. Novice: Beginner-level performance with noticeable "
+    "gaps in basic skills, understanding, or execution. 2. Early Expert: Competent performance showing solid "
+    "foundational skills, but with room for refinement. 3. Intermediate Expert: Advanced performance "
+    "demonstrating strong technical abilities and strategic understanding, but not yet at mastery. 4. Late "
+    "Expert: Near-masterful or masterful performance, showcasing exceptional skill, precision, and expertise. "
+    "Example Output: Early Expert"
 )
+PROTOCOL = TaskProtocol(source="authors' eval_pave_egoexo.py (dragonlzm/PAVE 4e38164), its default question")
 
 
 def load(paths: Sequence[Path]) -> list[Sample]:
@@ -46,8 +53,8 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     id=record.text("take_uid"),
                     task="egoexo_proficiency",
                     source=record.source,
-                    question=PROMPT,
-                    prompt=PROMPT,
+                    question=QUESTION,
+                    prompt=PROTOCOL.prompt(QUESTION),
                     answers=(label,),
                     options=LEVELS,
                     video=downscaled_view(views.text("ego")),

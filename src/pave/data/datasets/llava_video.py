@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import Record, Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
+PROTOCOL = TaskProtocol(source="authors' training data: the human turns as written, <image> removed")
 #: Buckets of videos longer than one minute: the paper trains on these only.
 LONG_BUCKETS = ("1_2_m", "2_3_m")
 _BUCKET = re.compile(r"^(\d+_\d+_[sm])_")
@@ -51,7 +53,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     task="llava_video",
                     source=record.source,
                     question=question,
-                    prompt=question,
+                    prompt=PROTOCOL.prompt(question),
                     answers=(answer,),
                     history=tuple(turns[:-1]),
                     video=video,

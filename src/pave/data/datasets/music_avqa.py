@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import Record, Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
+PROTOCOL = TaskProtocol(source="authors' eval_pave_music_avqa.py: the filled-in question alone")
 _PLACEHOLDER = re.compile(r"<[^<>]*>")
 
 
@@ -42,7 +44,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     task="music_avqa",
                     source=record.source,
                     question=question,
-                    prompt=question,
+                    prompt=PROTOCOL.prompt(question),
                     answers=(record.text("anser"),),
                     video=video,
                     side_channels={"audio": (video,)},

@@ -3,13 +3,15 @@
 Files: ``json/<task>.json`` from ``OpenGVLab/MVBench``, one per task (the file stem names the
 task; see :data:`VIDEO_FOLDERS`), each a JSON list of records with ``video``, ``question``,
 ``candidates`` and ``answer`` (the correct candidate's text); five tasks add ``start``/``end``
-(seconds), kept as ``clip``.
+(seconds), kept as ``clip``: key frames are sampled inside that window, as the official
+evaluation does (and as the pre-cut ``*_segment`` clips of the late-2024 lmms-eval were).
 
 Sample id: ``"<task>/<record index>"``: MVBench has no question ids, so the record's position in
 its task file stands in. Groups: ``task``. The prompt is lmms-eval's (late 2024).
 
 Media root: the dataset's ``video/`` folder; ``video`` is ``<task folder>/<video>`` with the task
-folders of the official evaluation code. ``episodic_reasoning`` points at frame folders.
+folders of the official evaluation code. ``episodic_reasoning`` points at folders of frames
+taken at 3 fps (``frame_rate``), read as a video of those frames.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pave.data.datasets.base import LETTERS, AnnotationError, Sample, read_records
+from pave.data.datasets.base import AnnotationError, Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
 VIDEO_FOLDERS = {
     "action_sequence": "star/Charades_v1_480",
@@ -41,7 +44,15 @@ VIDEO_FOLDERS = {
     "episodic_reasoning": "tvqa/frames_fps3_hq",
     "counterfactual_inference": "clevrer/video_validation",
 }
-POST_PROMPT = "Only give the best option.\n"
+PROTOCOL = TaskProtocol(
+    template="Question:{question}\nOption:\n{options}Only give the best option.\n",
+    option="({letter}) {text}\n",
+    option_separator="",
+    max_new_tokens=16,
+    source="lmms-eval mvbench (Jan 2025); the authors' release has no MVBench code of its own",
+)
+#: Tasks whose ``video`` is a folder of frame images, and its frames per second.
+FRAME_FOLDER_RATES = {"episodic_reasoning": 3.0}
 
 
 def load(paths: Sequence[Path]) -> list[Sample]:
@@ -58,7 +69,6 @@ def load(paths: Sequence[Path]) -> list[Sample]:
             answer = record.text("answer")
             letter = record.letter_of(options, answer)
             question = record.text("question")
-            lines = "".join(f"({LETTERS[i]}) {option}\n" for i, option in enumerate(options))
             start, end = record.number("start", None), record.number("end", None)
             samples.append(
                 Sample(
@@ -66,12 +76,13 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     task="mvbench",
                     source=record.source,
                     question=question,
-                    prompt=f"Question:{question}\nOption:\n{lines}{POST_PROMPT}",
+                    prompt=PROTOCOL.prompt(question, options),
                     answers=(answer,),
                     options=options,
                     answer_letter=letter,
                     video=f"{VIDEO_FOLDERS[task]}/{record.text('video')}",
                     clip=None if start is None or end is None else (start, end),
+                    frame_rate=FRAME_FOLDER_RATES.get(task),
                     groups={"task": task},
                 )
             )

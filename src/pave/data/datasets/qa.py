@@ -27,8 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import LETTERS, Record, Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
-POST_PROMPT = "Answer with the option's letter from the given choices directly."
+PROTOCOL = TaskProtocol(
+    choice_template="{question}\n{options}\nAnswer with the option's letter from the given choices directly.",
+    max_new_tokens=64,
+    source="pave's own: the question as written; choices as lmms-eval's multiple-choice tasks put them",
+)
 METRICS = ("exact_match", "caption")
 
 
@@ -41,7 +46,6 @@ def _sample(record: Record) -> Sample:
     answers = _answers(record)
     choices = record.texts("choices", None, min_len=2)
     letter = None
-    prompt = question
     if choices is not None:
         if len(choices) > len(LETTERS):
             raise record.error("choices", f"at most {len(LETTERS)} choices are supported, got {len(choices)}")
@@ -51,7 +55,6 @@ def _sample(record: Record) -> Sample:
             given = answers[0]
             letter = given if given in LETTERS[: len(choices)] else record.letter_of(choices, given)
             answers = (choices[LETTERS.index(letter)],)
-        prompt = "\n".join([question, *(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices)), POST_PROMPT])
     metric = record.text("metric", None)
     if metric is not None and (metric not in METRICS or choices is not None):
         allowed = "none (the choices decide)" if choices is not None else f"one of {METRICS}"
@@ -67,7 +70,7 @@ def _sample(record: Record) -> Sample:
         task="qa",
         source=record.source,
         question=question,
-        prompt=prompt,
+        prompt=PROTOCOL.prompt(question, choices or ()),
         answers=answers,
         options=choices or (),
         answer_letter=letter,

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
+
+PROTOCOL = TaskProtocol(source="authors' eval_pave_scanqa.py: the question alone, no instruction")
 
 
 def load(paths: Sequence[Path]) -> list[Sample]:
@@ -31,7 +34,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     task="scanqa",
                     source=record.source,
                     question=question,
-                    prompt=question,
+                    prompt=PROTOCOL.prompt(question),
                     answers=record.texts("answers", ()),
                     scene_id=scene_id,
                     side_channels={"3d": (scene_id,)},

@@ -26,7 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import AnnotationError, Record, Sample, read_json, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
+PROTOCOL = TaskProtocol(source="authors' eval_pave_sqa3d.py: situation + ' ' + question, no instruction")
 QUESTION_TYPES = ("What", "Is", "How", "Can", "Which")
 OTHER_TYPE = "Others"
 UNKNOWN_ANSWER = "unknown"
@@ -76,7 +78,7 @@ def _sample(record: Record, reference: str) -> Sample:
         task="sqa3d",
         source=record.source,
         question=question,
-        prompt=f"{record.text('situation')} {question}",
+        prompt=PROTOCOL.prompt(f"{record.text('situation')} {question}"),
         answers=(reference,),
         scene_id=scene_id,
         side_channels={"3d": (scene_id,)},

@@ -21,12 +21,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pave.data.datasets.base import LETTERS, Sample, read_records
+from pave.data.datasets.protocol import TaskProtocol
 
-INSTRUCTION = (
-    "Select the best answer to the following multiple-choice question based on the video. "
-    "Respond with only the letter (A, B, C, or D) of the correct option."
+# The options come labelled ("A. ..."), so they go into the prompt as they are.
+PROTOCOL = TaskProtocol(
+    template=(
+        "Select the best answer to the following multiple-choice question based on the video and the subtitles. "
+        "Respond with only the letter (A, B, C, or D) of the correct option.\n{question}\n{options}\n\n"
+        "Answer with the option's letter from the given choices directly."
+    ),
+    option="{text}",
+    max_new_tokens=16,
+    source="lmms-eval videomme (Jan 2025) as the authors ran it: videomme_doc_to_text, no subtitles",
 )
-POST_PROMPT = "Answer with the option's letter from the given choices directly."
 _LETTER_PREFIX = re.compile(r"^[A-H]\.\s*")
 
 
@@ -49,7 +56,7 @@ def load(paths: Sequence[Path]) -> list[Sample]:
                     task="videomme",
                     source=record.source,
                     question=question,
-                    prompt="\n".join([INSTRUCTION, question, *labelled, POST_PROMPT]),
+                    prompt=PROTOCOL.prompt(question, labelled),
                     answers=(options[LETTERS.index(letter)],),
                     options=options,
                     answer_letter=letter,
