@@ -49,3 +49,15 @@ def test_options_reach_the_accounting(capsys):
 def test_a_missing_side_channel_is_an_error(caplog):
     assert main(["flops", "--base", "llava-onevision-0.5b", "--method", "pave"]) == 1
     assert "needs a side channel" in caplog.text
+
+
+def test_features_size_the_side_channel_as_a_recipe_trains_on_it(synthetic_bench, capsys):
+    """The synthetic store's audio items are 256-d (the built-in encoder), not ImageBind's 1024."""
+    base = ["flops", "--base", "llava-onevision-0.5b", "--method", "pave", "--json"]
+    assert main([*base, "--features", str(synthetic_bench["audio"])]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    assert main([*base, "--side-channel", "audio"]) == 0
+    papers = json.loads(capsys.readouterr().out)
+    assert papers["params_trainable"] - ours["params_trainable"] == (1024 - 256) * 512  # the input map
+    assert ours["side_channel"] == "custom"
+    assert main([*base, "--features", str(synthetic_bench["root"] / "nowhere")]) == 1

@@ -8,7 +8,7 @@ from PIL import Image
 
 from pave.data.datasets import Sample
 from pave.data.media import write_video
-from pave.training.data import QADataset, VideoRef, VisualTokenCache
+from pave.training.data import QADataset, VideoRef, VisualTokenCache, repeat_samples
 
 
 def sample(video, **fields):
@@ -47,3 +47,18 @@ def test_cached_tokens_are_kept_per_window(media, tmp_path):
     keys = {cache.path(VideoRef(video)), cache.path(VideoRef(video, (2.0, 4.0))), cache.path(VideoRef(video, (0.0, 2.0)))}
     assert len(keys) == 3
     assert cache.path(video) == cache.path(VideoRef(video))
+
+
+def test_a_data_mix_repeats_the_groups_it_names():
+    """The authors' Music-AVQA mix: every question whose type involves audio, twice, in place."""
+    questions = [
+        Sample(id=str(i), task="music_avqa", source=f"t.json#{i}", question="q", prompt="q", groups={"modality": m})
+        for i, m in enumerate(["Audio", "Visual", "Audio-Visual"])
+    ]
+    mixed = repeat_samples(questions, {"modality=Audio": 2, "modality=Audio-Visual": 2})
+    assert [s.id for s in mixed] == ["0", "0", "1", "2", "2"]
+    assert repeat_samples(questions, {}) == questions
+    with pytest.raises(ValueError, match="data.repeat: no sample has 'modality=Audo'; groups present: modality=Audio"):
+        repeat_samples(questions, {"modality=Audo": 2})
+    with pytest.raises(ValueError, match="expected '<group>=<value>: times'"):
+        repeat_samples(questions, {"Audio": 2})

@@ -14,11 +14,16 @@ def test_every_bundled_recipe_loads_with_the_papers_settings():
         assert isinstance(recipe, Recipe)
         if name == "tiny_audio":
             continue
-        assert recipe.train.learning_rate == 2e-5 and recipe.train.global_batch_size == 32
+        # The authors' scripts: twice the batch for SQA3D and Ego-Exo4D, clipping at 0.1.
+        batch = 64 if name.startswith(("sqa3d", "egoexo")) else 32
+        assert recipe.train.learning_rate == 2e-5 and recipe.train.global_batch_size == batch
+        if recipe.patch.method == "pave":
+            assert recipe.train.max_grad_norm == 0.1 and recipe.train.tf32 is True, name
         assert recipe.lora.r == 64 and recipe.lora.alpha == 16
         assert recipe.model.base.startswith("llava-hf/llava-onevision-qwen2-")
         assert recipe.train.epochs in (1.0, 2.0)
     assert load_recipe(recipes.find("music_avqa_7b")).patch.config == {"num_layers": 3}
+    assert load_recipe(recipes.find("music_avqa_0.5b")).data.repeat == {"modality=Audio": 2, "modality=Audio-Visual": 2}
     stacked = load_recipe(recipes.find("avsd_on_dense_video_7b"))
     assert stacked.patch.init_patches == ["outputs/llava_video_7b"]
     assert set(stacked.data.features) == {"audio", "video"}

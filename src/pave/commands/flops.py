@@ -34,7 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--side-channel",
         choices=("none", *SIDE_CHANNEL_KINDS),
         default="none",
-        help="needed by pave, pave-learnable, interleave",
+        help="needed by pave, pave-learnable, interleave: tokens as the paper's encoders give them",
+    )
+    parser.add_argument(
+        "--features",
+        metavar="STORE",
+        help="a feature store instead of --side-channel: tokens as its first item has them (what a recipe trains on)",
     )
     parser.add_argument(
         "--frames", type=positive_int, help="key frames (default: the base model's, 32 for LLaVA-OneVision)"
@@ -55,11 +60,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pave import flops
 
+    side = args.side_channel
+    if args.features:
+        from pave.sidechannels.store import FeatureStore
+
+        store = FeatureStore.existing(args.features, "--features")
+        if not len(store):
+            raise ValueError(f"{store.path}: the feature store is empty")
+        item = store.get(store.ids()[0])
+        side = flops.SideLayout(frames=item.tokens.shape[0], grid=item.grid, dim=item.dim)
     try:
         result = flops.account(
             args.base,
             args.method,
-            args.side_channel,
+            side,
             frames=args.frames,
             text_tokens=args.text_tokens,
             duration=args.duration,
@@ -70,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
-        label = " ".join(
-            [result.base, result.method] + ([args.side_channel] if args.side_channel != "none" else [])
-        )
+        label = " ".join([result.base, result.method] + ([result.side_channel] if result.side_channel != "none" else []))
         sys.stdout.write(flops.format_table([(label, result)]) + "\n")
     return 0

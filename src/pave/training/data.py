@@ -58,6 +58,28 @@ class VideoRef(NamedTuple):
         return video if isinstance(video, VideoRef) else cls(Path(video))
 
 
+def repeat_samples(samples: Sequence[Sample], rules: Mapping[str, int], where: str = "data.repeat") -> list[Sample]:
+    """A data mix: each sample whose ``groups`` match a ``"<group>=<value>": times`` rule comes
+    ``times`` times (the largest of its rules), the copies right after it, as the authors
+    duplicate Music-AVQA's audio questions. A rule no sample matches is refused (a typo)."""
+    parsed = {}
+    for rule, times in rules.items():
+        group, sep, value = rule.partition("=")
+        if not sep or not group:
+            raise ValueError(f"{where}: expected '<group>=<value>: times', got {rule!r}")
+        if times < 1:
+            raise ValueError(f"{where}.{rule}: times must be at least 1, got {times}")
+        if not any(s.groups.get(group) == value for s in samples):
+            known = sorted({f"{k}={v}" for s in samples for k, v in s.groups.items()})
+            raise ValueError(f"{where}: no sample has {rule!r}; groups present: {', '.join(known[:12]) or 'none'}")
+        parsed[group, value] = times
+    mixed = []
+    for sample in samples:
+        times = max((t for (g, v), t in parsed.items() if sample.groups.get(g) == v), default=1)
+        mixed += [sample] * times
+    return mixed
+
+
 def key_frames(video: VideoRef | str | Path, num_frames: int) -> Frames:
     """``num_frames`` evenly spaced key frames of a video file or frame folder (within its window),
     or of a scan folder's colour images (3D QA); a scan with fewer frames repeats some, so every

@@ -70,7 +70,9 @@ class DataSection:
     stores of the side channels (side channel name -> store directory). ``validation``:
     annotation files of a validation split (same task, media root and stores); with them the
     validation loss is computed every ``train.eval_steps`` and the best checkpoint is the one
-    saved."""
+    saved. ``repeat``: a data mix, ``"<group>=<value>": times`` (e.g. ``"modality=Audio": 2``),
+    repeating each training sample of that group that many times; a sample in several such
+    groups takes the largest."""
 
     task: str = ""
     annotations: list[str] = field(default_factory=list)
@@ -79,6 +81,7 @@ class DataSection:
     limit: int | None = None
     system_prompt: str | None = None
     validation: list[str] = field(default_factory=list)
+    repeat: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pave.models.devices import resolve_dtype
 from pave.models.patched import LORA_CONFIG_NAME, PATCH_KINDS, PatchedModel, read_patch_config
 from pave.models.processor import VideoChatProcessor
 from pave.sidechannels.store import FeatureStore
-from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
+from pave.training.data import QACollator, QADataset, VisualTokenCache, repeat_samples, store_source
 from pave.training.recipe import Recipe
 from pave.training.trainer import PatchTrainer, training_arguments
 
@@ -128,7 +128,9 @@ def train(recipe: Recipe) -> Path:
     args = training_arguments(recipe.train, world_size, validation=bool(recipe.data.validation))
     set_seed(recipe.train.seed)
     # The data first: a wrong task or annotation file fails in a second, not after the base loads.
-    samples = _samples(recipe, recipe.data.annotations)
+    samples = repeat_samples(_samples(recipe, recipe.data.annotations), recipe.data.repeat)
+    if recipe.data.repeat:
+        logger.info("data.repeat: %d training samples after the mix", len(samples))
     model, processor = build_model(recipe)
     trainable = sum(p.numel() for p in model.trainable_parameters())
     total = sum(p.numel() for p in model.parameters())

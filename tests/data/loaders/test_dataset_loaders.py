@@ -1,12 +1,14 @@
 """Every benchmark loader on small files in the official layout (invented content, real field names)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
+from pave import recipes
 from pave.data.datasets import TASKS, AnnotationError, get_loader, load_samples, missing_media
-from pave.data.datasets.llava_video import build_training_subset
 from pave.data.datasets.protocol import TaskProtocol, get_protocol
+from pave.training.recipe import load_recipe
 
 
 def write(path, content):
@@ -456,31 +458,31 @@ def test_videomme_reads_the_official_parquet(tmp_path):
     assert (sample.id, sample.answer_letter, sample.options[2]) == ("001-1", "C", "Four.")
 
 
-def test_llava_video_training_subset(tmp_path):
-    def record(video_id, k, source):
+def test_llava_video_training_subset_is_the_first_two_records_of_each_long_video(tmp_path, capsys):
+    from pave.cli import main
+
+    def record(video_id, k, source=None):
         return {
             "id": video_id,
-            "data_source": source,
+            **({"data_source": source} if source else {}),
             "video": f"{video_id}.mp4",
-            "conversations": [
-                {"from": "human", "value": f"<image>\nq{k}"},
-                {"from": "gpt", "value": f"a{k}"},
-            ],
+            "conversations": [{"from": "human", "value": f"<image>\nq{k}"}, {"from": "gpt", "value": f"a{k}"}],
         }
 
-    long_records = [record("long", k, "2_3_m_youtube_v0_1") for k in range(5)]
+    # Records of one video are interleaved with another's; the bucket may come from the folder name.
+    long_records = [record("long", 0), record("other", 0), record("long", 1), record("long", 2), record("other", 1)]
     short_records = [record("short", k, "0_30_s_youtube_v0_1") for k in range(3)]
-    samples = load_samples(
-        "llava_video", [write(tmp_path / "a.json", long_records), write(tmp_path / "b.json", short_records)]
-    )
-    first_two = build_training_subset(samples, seed=None)
-    assert [s.id for s in first_two] == ["long#0", "long#1"]
-    drawn = build_training_subset(samples, seed=3)
-    assert len(drawn) == 2 and all(s.id.startswith("long#") for s in drawn)
-    assert drawn == build_training_subset(samples, seed=3)
-    assert [s.id for s in build_training_subset(samples, per_video=10, seed=0)] == [
-        f"long#{k}" for k in range(5)
+    files = [
+        write(tmp_path / "2_3_m_youtube_v0_1/a.json", long_records),
+        write(tmp_path / "0_30_s_youtube_v0_1/b.json", short_records),
     ]
+    out = tmp_path / "subset.json"
+    assert main(["subset", "--task", "llava_video", "--annotations", *map(str, files), "--out", str(out)]) == 0
+    samples = load_samples("llava_video", [out])
+    assert [s.id for s in samples] == ["long#0", "other#0", "long#1", "other#1"]
+    assert [s.question for s in samples] == ["q0", "q0", "q1", "q1"]
+    assert {s.groups["duration"] for s in samples} == {"2_3_m"}
+    assert main(["subset", "--task", "llava_video", "--annotations", str(files[1]), "--out", str(out)]) == 1
 
 
 # --- malformed records: the message names the file, the record index and the field
@@ -636,3 +638,43 @@ def test_deviations_name_each_setting_that_differs():
     assert protocol.deviations({**used, "system_prompt": ""}, "You are a helpful assistant.")[0].startswith(
         "system_prompt: ''"
     )
+
+
+# --- every bundled recipe names files in a layout its task's loader reads
+
+
+def renamed(files, name):
+    """The fixture's files, the first under the name a recipe gives it (same layout)."""
+    return [files[0].rename(files[0].with_name(name)), *files[1:]]
+
+
+def sqa3d_scanqa_format_files(root):
+    record = {"question_id": 1, "scene_id": "scene0000_00", "situation": "I sit.", "question": "What is left?", "answers": ["door"]}
+    return [write(root / "SQA_train.json", [record])]
+
+
+RECIPE_FORMATS = {
+    "avsd_train.json": avsd_v1_files,
+    "train_qa.json": lambda root: renamed(avqa_files(root), "train_qa.json"),
+    "avqa-train.json": lambda root: renamed(music_avqa_files(root), "avqa-train.json"),
+    "ScanQA_v1.0_train.json": lambda root: renamed(scanqa_files(root), "ScanQA_v1.0_train.json"),
+    "SQA_train.json": sqa3d_scanqa_format_files,
+    "proficiency_demonstrator_train.json": lambda root: renamed(
+        egoexo_proficiency_files(root), "proficiency_demonstrator_train.json"
+    ),
+    "subset.json": lambda root: renamed(llava_video_files(root), "subset.json"),
+    "0_30_s_academic_v0_1_cap_processed.json": lambda root: renamed(
+        llava_video_files(root), "0_30_s_academic_v0_1_cap_processed.json"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", recipes.names())
+def test_each_recipe_names_files_its_loader_reads(name, tmp_path):
+    recipe = load_recipe(recipes.find(name))
+    for number, annotation in enumerate([*recipe.data.annotations, *recipe.data.validation]):
+        basename = Path(annotation).name
+        assert basename in RECIPE_FORMATS, f"{name}: no fixture in the layout of {basename}"
+        files = RECIPE_FORMATS[basename](tmp_path / str(number))
+        assert files[0].name == basename
+        assert load_samples(recipe.data.task, files)

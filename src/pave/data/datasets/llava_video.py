@@ -15,14 +15,13 @@ name of the folder holding its annotation file.
 Media root: the dataset folder holding the bucket folders; ``video`` is
 ``<data_source>/<video>``, also the source of the dense-video side channel.
 
-:func:`build_training_subset` makes the paper's training subset from the loaded samples.
+:func:`training_subset` (``pave subset``) makes the paper's training subset of the files.
 """
 
 from __future__ import annotations
 
-import random
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,28 +64,26 @@ def load(paths: Sequence[Path]) -> list[Sample]:
     return samples
 
 
-def build_training_subset(
-    samples: Sequence[Sample], per_video: int = 2, seed: int | None = 0, buckets: Sequence[str] = LONG_BUCKETS
-) -> list[Sample]:
-    """The paper's training subset: videos longer than a minute, ``per_video`` QA records each.
+def training_subset(paths: Sequence[Path], per_video: int = 2, buckets: Sequence[str] = LONG_BUCKETS) -> list[dict]:
+    """The paper's training subset, as the authors made it: of the videos longer than a minute
+    (the ``buckets``), the first ``per_video`` records of each video id, in file order.
 
-    Keeps samples whose duration bucket is in ``buckets``, then for every video draws
-    ``per_video`` of its records with ``random.Random(seed)`` (all of them when it has fewer).
-    ``seed=None`` takes the first ``per_video`` records in file order instead, which is what
-    the authors' released subset script does. The result keeps the input order.
+    Returns the records themselves (each with its ``data_source``), ready to be written as one
+    annotation file that :func:`load` reads (``pave subset``). Every record is checked as
+    :func:`load` checks it first.
     """
-    by_video: defaultdict[str, list[int]] = defaultdict(list)
-    for i, sample in enumerate(samples):
-        if sample.groups.get("duration") in buckets:
-            by_video[sample.video].append(i)
-    rng = random.Random(seed)
-    keep: list[int] = []
-    for indices in by_video.values():
-        if seed is None or len(indices) <= per_video:
-            keep.extend(indices[:per_video])
-        else:
-            keep.extend(rng.sample(indices, per_video))
-    return [samples[i] for i in sorted(keep)]
+    load(paths)
+    kept: list[dict] = []
+    taken: Counter[str] = Counter()
+    for path in paths:
+        for record in read_records(path):
+            data_source = record.text("data_source", path.parent.name)
+            match = _BUCKET.match(data_source)
+            video_id = record.text("id")
+            if match and match.group(1) in buckets and taken[video_id] < per_video:
+                kept.append({**record.data, "data_source": data_source})
+                taken[video_id] += 1
+    return kept
 
 
 def _turns(record: Record) -> list[tuple[str, str]]:
