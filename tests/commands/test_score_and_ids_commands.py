@@ -98,9 +98,9 @@ def test_score_reports_bad_input_without_a_traceback(mlvu_files, tmp_path, caplo
     argv = ["score", "--task", "mlvu", "--annotations", str(annotations), "--predictions", str(broken)]
     assert main(argv) == 1
     assert f"{broken}, line 1: missing field 'prediction'" in caplog.text
-    annotations.write_text(json.dumps([{**MLVU_RECORDS[0], "answer": "Green"}]))
+    annotations.write_text(json.dumps([{**MLVU_RECORDS[0], "candidates": "Red"}]))
     assert main(["ids", "--task", "mlvu", "--annotations", str(annotations)]) == 1
-    assert "record 0, field 'answer'" in caplog.text
+    assert "record 0, field 'candidates'" in caplog.text
 
 
 @pytest.mark.skipif(

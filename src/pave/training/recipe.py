@@ -97,7 +97,8 @@ class TrainSection:
     cache, so ``output_dir`` holds only what you ship: the patch, the LoRA adapter and the recipe.
     ``eval_steps`` (default: ``save_steps``, which must be a multiple of it) spaces the
     validation runs when ``data.validation`` is set. ``max_grad_norm``: gradient clipping (the
-    authors' scripts clip at 0.1). ``optim``: any ``TrainingArguments.optim`` name.
+    authors' scripts clip at 0.1). ``optim``: any ``TrainingArguments.optim`` name (default: the Trainer's AdamW, fused where
+    PyTorch has it).
     ``patch_learning_rate``: a learning rate of its own for the patch or adapter (default: the
     LoRA's ``learning_rate``). ``tf32``: allow TF32 matrix products on Ampere or newer GPUs
     (``null``: as PyTorch is set).
@@ -110,7 +111,7 @@ class TrainSection:
     patch_learning_rate: float | None = None
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    optim: str = "adamw_torch"
+    optim: str | None = None
     tf32: bool | None = None
     warmup_ratio: float = 0.03
     scheduler: str = "cosine"

@@ -126,7 +126,6 @@ def training_arguments(
         learning_rate=section.learning_rate,
         weight_decay=section.weight_decay,
         max_grad_norm=section.max_grad_norm,
-        optim=section.optim,
         tf32=_tf32(section.tf32),
         warmup_steps=section.warmup_ratio,  # a value below 1 is a fraction of all steps
         lr_scheduler_type=section.scheduler,
@@ -164,6 +163,8 @@ def training_arguments(
             metric_for_best_model="eval_loss",
             greater_is_better=False,
         )
+    if section.optim is not None:
+        kwargs["optim"] = section.optim
     kwargs.update(extra)
     return TrainingArguments(**kwargs)
 
