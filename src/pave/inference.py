@@ -27,6 +27,7 @@ import torch
 
 from pave.adapters import TokenAdapter
 from pave.data.media import Frames
+from pave.files import read_utf8
 from pave.models.devices import resolve_device, resolve_dtype
 from pave.models.llava_onevision import VisualTokens
 from pave.models.patched import PatchedModel, SideInputs, recorded_base
@@ -384,7 +385,7 @@ def read_questions(path: str | Path) -> list[Question]:
     path = Path(path)
     known = {"id", "video", "question", "audio", "scan", "exo", "side", "side_id"}
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

@@ -223,3 +223,20 @@ def test_read_scan_errors(tmp_path):
     (folder / "depth" / "1.png").write_bytes(b"not a png")
     with pytest.raises(MediaError, match=r"1\.png: corrupt or truncated image"):
         read_scan(folder)
+
+
+def test_a_rotated_phone_video_is_read_as_stored_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)
+        for frame in indexed_frames(10)[:, :32]:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    sampled = sample_frames(path, 4)
+    sample_frames(path, 4)
+    assert sampled.frames.shape == (4, 32, 64, 3)  # not turned to 64 x 32
+    assert caplog.text.count("asks players to rotate it by 90 degrees") == 1

@@ -159,7 +159,9 @@ def test_a_killed_cache_build_leaves_no_temp_file_behind(tiny_model_dir, synthet
     cache = VisualTokenCache(tmp_path / "cache", model, processor.preprocessor, FRAMES)
     videos = sorted((synthetic_bench["root"] / "MUSIC-AVQA-videos-Synthetic").glob("syn_test_*.mp4"))[:2]
     cache.build(videos)
-    torn = cache.path(videos[0]).with_suffix(".tmp12345")
+    from pave.files import TMP_PREFIX
+
+    torn = cache.directory / f"{TMP_PREFIX}12345-{cache.path(videos[0]).name}"
     torn.write_bytes(b"")  # what a kill between save_file and os.replace leaves
     cache.build(videos)  # nothing to encode, the leftover still goes
     assert not torn.exists() and all(cache.path(v).exists() for v in videos)

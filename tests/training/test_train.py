@@ -270,3 +270,15 @@ def test_a_patch_learning_rate_of_its_own(tiny_model_dir, synthetic_bench, tmp_p
     assert sorted({g["initial_lr"] for g in trainer.optimizer.param_groups}) == [0.0, 1e-2]
     assert all(torch.equal(v, patch[k]) for k, v in model.patches["audio"].state_dict().items())
     assert any(not torch.equal(p, lora[n]) for n, p in model.named_parameters() if n in lora)
+
+
+def test_resume_passes_over_a_checkpoint_killed_while_saving(tmp_path):
+    from pave.training.train import last_complete_checkpoint
+
+    for step, state in ((2, '{"global_step": 2}'), (4, '{"global_st'), (6, None)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert last_complete_checkpoint(tmp_path / "none") is None

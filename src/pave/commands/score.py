@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pave.files import write_text
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         logger.error("%s", exc)
         return 1
     if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_text(args.out, json.dumps(result, indent=2) + "\n")
     sys.stdout.write((json.dumps(result) if args.json else format_report(result)) + "\n")
     return 0

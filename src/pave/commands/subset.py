@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -30,14 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pave.data.datasets.llava_video import training_subset
+    from pave.files import write_text
 
     records = training_subset(args.annotations, per_video=args.per_video)
     if not records:
         raise ValueError(f"no record of a video over one minute (buckets 1_2_m, 2_3_m) in {len(args.annotations)} file(s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(records, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, args.out)  # a killed run leaves no half-written subset
+    write_text(args.out, json.dumps(records, ensure_ascii=False) + "\n")
     videos = len({r["id"] for r in records})
     logger.info("%s: %d records of %d videos", args.out, len(records), videos)
     return 0

@@ -5,6 +5,11 @@ when the input is missing, corrupt, truncated, lacks the needed stream or has ze
 
 Timestamps are in seconds from the start of the stream (the stream's ``start_time`` is
 subtracted), so a side channel and the key frames of the same file share one clock.
+
+Frames come out as stored. A phone video whose display matrix asks players to rotate it is not
+rotated: decord, which LLaVA-OneVision was trained with (and the authors' scripts read with),
+does not rotate either, so the base sees such videos as it saw them in training. A warning names
+each such file once.
 """
 
 from __future__ import annotations
@@ -119,10 +124,21 @@ def uniform_frame_indices(total: int, num_frames: int) -> np.ndarray:
 def _decode(container, stream, path) -> Iterator[av.VideoFrame]:
     try:
         for frame in container.decode(stream):
+            if frame.rotation and str(path) not in _ROTATED:
+                _ROTATED.add(str(path))
+                logger.warning(
+                    "%s: the file asks players to rotate it by %d degrees; its frames are used as stored, "
+                    "as decord, which LLaVA-OneVision was trained with, reads them",
+                    path, frame.rotation,
+                )
             if frame.time is not None:
                 yield frame
     except av.FFmpegError as exc:
         raise MediaError(f"{path}: corrupt or truncated video, decoding failed ({exc})") from exc
+
+
+# Files already warned about for a rotation display matrix (one warning per file and process).
+_ROTATED: set[str] = set()
 
 
 def _rgb(frame: av.VideoFrame) -> np.ndarray:

@@ -19,6 +19,7 @@ from pave.evaluation.cost import model_accounting
 from pave.evaluation.provenance import run_record
 from pave.evaluation.runner import generate_predictions
 from pave.evaluation.scoring import format_report, score
+from pave.files import write_text
 from pave.models.llava_onevision import DEFAULT_SYSTEM_PROMPT
 from pave.sidechannels.store import FeatureStore
 from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
@@ -89,6 +90,6 @@ def evaluate(
     readable = next((s for s in samples if s.id in generated.predictions), None)
     if readable is not None:  # the cost of a sample that could be read
         report["cost"] = model_accounting(model, num_frames, dataset[samples.index(readable)]).to_dict()
-    (out / f"metrics{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"metrics{suffix}.md").write_text(format_report(report) + "\n")
+    write_text(out / f"metrics{suffix}.json", json.dumps(report, indent=2) + "\n")
+    write_text(out / f"metrics{suffix}.md", format_report(report) + "\n")
     return report

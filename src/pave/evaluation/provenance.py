@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from pave.files import write_text
+
 logger = logging.getLogger(__name__)
 
 
@@ -96,9 +98,7 @@ def check_or_start(predictions: str | Path, record: dict, restart: bool = False)
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = meta.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(meta)
+    write_text(meta, json.dumps(record, indent=2) + "\n")
 
 
 def _differences(saved: dict, current: dict, prefix: str = "") -> list[str]:

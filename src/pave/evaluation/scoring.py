@@ -35,6 +35,7 @@ from typing import Any
 from pave.data.datasets.base import Sample
 from pave.evaluation.answers import extract_letter, extract_letter_mvbench, match_label
 from pave.evaluation.metrics import caption_metrics, clean_answer, exact_match, grouped_accuracy
+from pave.files import NotUTF8Error, read_utf8
 
 logger = logging.getLogger(__name__)
 
@@ -52,32 +53,35 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     path = Path(path)
     predictions: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PredictionsError(f"{where}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(entry, dict):
-                raise PredictionsError(f"{where}: expected an object with 'id' and 'prediction'")
-            for name in ("id", "prediction"):
-                if name not in entry:
-                    raise PredictionsError(f"{where}: missing field '{name}'")
-            # Official files number their questions: an integer id means the same as its digits.
-            if isinstance(entry["id"], int) and not isinstance(entry["id"], bool):
-                entry["id"] = str(entry["id"])
-            for name in ("id", "prediction"):
-                if not isinstance(entry[name], str):
-                    raise PredictionsError(f"{where}: field '{name}' must be a string, got {entry[name]!r}")
-            if entry["id"] in predictions:
-                raise PredictionsError(
-                    f"{where}: id {entry['id']!r} already appeared on line {first_line[entry['id']]}"
-                )
-            predictions[entry["id"]] = entry["prediction"]
-            first_line[entry["id"]] = number
+    try:
+        lines = read_utf8(path).splitlines()
+    except NotUTF8Error as exc:
+        raise PredictionsError(str(exc)) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PredictionsError(f"{where}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(entry, dict):
+            raise PredictionsError(f"{where}: expected an object with 'id' and 'prediction'")
+        for name in ("id", "prediction"):
+            if name not in entry:
+                raise PredictionsError(f"{where}: missing field '{name}'")
+        # Official files number their questions: an integer id means the same as its digits.
+        if isinstance(entry["id"], int) and not isinstance(entry["id"], bool):
+            entry["id"] = str(entry["id"])
+        for name in ("id", "prediction"):
+            if not isinstance(entry[name], str):
+                raise PredictionsError(f"{where}: field '{name}' must be a string, got {entry[name]!r}")
+        if entry["id"] in predictions:
+            raise PredictionsError(
+                f"{where}: id {entry['id']!r} already appeared on line {first_line[entry['id']]}"
+            )
+        predictions[entry["id"]] = entry["prediction"]
+        first_line[entry["id"]] = number
     return predictions
 
 

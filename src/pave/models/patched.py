@@ -34,6 +34,7 @@ from torch import nn
 
 from pave import __version__
 from pave.adapters import ADAPTER_KINDS, AdapterConfig, TokenAdapter, TokenLayout
+from pave.files import read_utf8, write_atomic, write_text
 from pave.models import llava_onevision as family
 from pave.models.devices import resolve_dtype
 from pave.models.llava_onevision import VisualTokens
@@ -423,9 +424,10 @@ class PatchedModel(nn.Module):
             if config.base_model is None:
                 config.base_model = self.base_name
             record = {"kind": kind_of(module), "name": name, "pave_version": __version__, "config": config.to_dict()}
-            (directory / PATCH_CONFIG_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            write_text(directory / PATCH_CONFIG_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
             state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-            save_file(state, directory / PATCH_WEIGHTS_NAME, metadata={"format": "pt", "kind": record["kind"]})
+            metadata = {"format": "pt", "kind": record["kind"]}
+            write_atomic(directory / PATCH_WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata=metadata))
         if self.has_lora:
             self.base.save_pretrained(directory, safe_serialization=True)
         return directory
@@ -437,7 +439,7 @@ class PatchedModel(nn.Module):
 
         directory = Path(directory)
         if (directory / PATCH_CONFIG_NAME).exists():
-            name = json.loads((directory / PATCH_CONFIG_NAME).read_text()).get("name") or self._patch_to_save()
+            name = json.loads(read_utf8(directory / PATCH_CONFIG_NAME)).get("name") or self._patch_to_save()
             self._require(name).load_state_dict(_load_safetensors(directory / PATCH_WEIGHTS_NAME), strict=True)
         if self.has_lora:
             result = set_peft_model_state_dict(self.base, _load_safetensors(directory / LORA_WEIGHTS_NAME))
@@ -536,7 +538,7 @@ def read_patch_config(directory: str | Path) -> tuple[PatchConfig | AdapterConfi
     if not path.exists():
         raise FileNotFoundError(f"{directory}: not a patch directory (no {PATCH_CONFIG_NAME})")
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(read_utf8(path))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
     for key in ("kind", "config"):
@@ -557,7 +559,7 @@ def check_patch_dir(directory: str | Path) -> None:
         raise FileNotFoundError(f"{directory}: no such patch directory")
     if (directory / LORA_CONFIG_NAME).exists():
         try:
-            adapter = json.loads((directory / LORA_CONFIG_NAME).read_text(encoding="utf-8"))
+            adapter = json.loads(read_utf8(directory / LORA_CONFIG_NAME))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{directory / LORA_CONFIG_NAME}: not valid JSON ({exc})") from None
         if not isinstance(adapter, dict) or "peft_type" not in adapter:
@@ -596,7 +598,7 @@ def recorded_base(directory: str | Path) -> str:
     if (directory / PATCH_CONFIG_NAME).exists():
         base = read_patch_config(directory)[0].base_model
     else:
-        base = json.loads((directory / LORA_CONFIG_NAME).read_text()).get("base_model_name_or_path")
+        base = json.loads(read_utf8(directory / LORA_CONFIG_NAME)).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{directory}: no base model recorded; pass base=...")
     return base

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pave.files import read_utf8
+
 QUERY_SOURCES = ("vision", "projected", "learnable")
 ROPE_MODES = ("3d", "temporal", "none")
 ALIGNMENTS = ("chunk", "time")
@@ -133,7 +135,7 @@ class PatchConfig:
     def load(cls, path: str | Path) -> PatchConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_utf8(path))
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no patch config here") from None
         except json.JSONDecodeError as err:

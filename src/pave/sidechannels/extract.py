@@ -26,6 +26,7 @@ from tqdm import tqdm
 from pave.data.datasets.base import read_json
 from pave.data.datasets.egoexo_proficiency import downscaled_view
 from pave.data.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from pave.files import read_utf8
 from pave.sidechannels.base import KINDS, get_encoder
 from pave.sidechannels.store import FeatureStore
 
@@ -93,7 +94,7 @@ def _items_from_folder(kind: str, folder: Path) -> list[Item]:
 
 def _items_from_list(kind: str, list_file: Path) -> list[Item]:
     items = []
-    for line in list_file.read_text().splitlines():
+    for line in read_utf8(list_file).splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -20,10 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
-import uuid
 from pathlib import Path
 
 import safetensors
@@ -31,12 +29,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from pave.files import TMP_PREFIX, read_utf8, remove_stale, write_atomic, write_text
 from pave.sidechannels.base import SideChannel
 
 logger = logging.getLogger(__name__)
 
 FORMAT, VERSION = "pave-feature-store", 1
-INDEX, ITEMS, TMP_PREFIX = "index.json", "items", ".tmp-"
+INDEX, ITEMS = "index.json", "items"
 
 
 def item_file_name(item_id: str) -> str:
@@ -64,18 +63,6 @@ def read_item(path: str | Path) -> SideChannel:
         raise ValueError(f"{path}: not a valid feature-store item ({exc})") from None
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then fsync and rename over ``path``."""
-    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class FeatureStore:
     """Read and write extracted side channels.
 
@@ -92,7 +79,7 @@ class FeatureStore:
         index = self.path / INDEX
         if index.is_file():
             try:
-                data = json.loads(index.read_text(encoding="utf-8"))
+                data = json.loads(read_utf8(index))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ValueError(f"{index}: not valid JSON ({exc}); delete it to rebuild it from the item files") from None
             if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("items"), dict):
@@ -173,7 +160,7 @@ class FeatureStore:
         with self._lock:
             self._check(meta)  # before writing anything
         tokens = channel.tokens.detach().to("cpu", torch.float32).contiguous()
-        _atomic_write(
+        write_atomic(
             self.path / ITEMS / name,
             lambda tmp: save_file({"tokens": tokens}, tmp, metadata={"pave": json.dumps(meta)}),
         )
@@ -190,11 +177,8 @@ class FeatureStore:
                 "items": dict(sorted(self._items.items())),
             }
         self.path.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.path / INDEX, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n"))
+        write_text(self.path / INDEX, json.dumps(data, indent=1) + "\n")
 
     def remove_stale_temporaries(self) -> int:
         """Delete temporary files left by a killed writer; call only when no other writer runs."""
-        stale = [p for d in (self.path, self.path / ITEMS) if d.is_dir() for p in d.glob(f"{TMP_PREFIX}*")]
-        for p in stale:
-            p.unlink()
-        return len(stale)
+        return remove_stale(self.path, self.path / ITEMS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from pave.data.datasets.base import Sample
 from pave.data.media import VIDEO_SUFFIXES, Frames, MediaError, read_frame_folder, read_scan, sample_frames
+from pave.files import remove_stale, write_atomic
 from pave.sidechannels.base import SideChannel
 from pave.sidechannels.extract import item_id, media_item_id
 from pave.sidechannels.store import FeatureStore
@@ -136,8 +136,7 @@ class VisualTokenCache:
         """
         load = load or key_frames
         self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in self.directory.glob("*.tmp*"):  # left by a build that was killed mid-write
-            stale.unlink(missing_ok=True)
+        remove_stale(self.directory)  # left by a build that was killed mid-write
         todo = sorted({VideoRef.of(v) for v in videos if not self.path(v).exists()}, key=str)
         if not todo:
             return
@@ -160,10 +159,7 @@ class VisualTokenCache:
                     "query_features": visual.query_features[i].float().cpu().contiguous(),
                     "frame_times": torch.as_tensor(decoded[i].timestamps, dtype=torch.float32),
                 }
-                target = self.path(video)
-                tmp = target.with_suffix(f".tmp{os.getpid()}")
-                save_file(tensors, tmp)
-                os.replace(tmp, target)
+                write_atomic(self.path(video), lambda tmp, tensors=tensors: save_file(tensors, tmp))
 
     def get(self, video: VideoRef | Path) -> dict[str, torch.Tensor]:
         return load_file(self.path(video))

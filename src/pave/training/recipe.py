@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from pave.files import read_utf8
+
 
 class RecipeError(ValueError):
     """A recipe key is unknown or its value has the wrong type; the message names the key."""
@@ -156,7 +158,7 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str
     given: dict[str, str] = {}  # dotted key -> the override that set it (errors blame it, not the file)
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml.safe_load(read_utf8(path)) or {}
         except FileNotFoundError:
             raise RecipeError(f"{path}: recipe file not found") from None
         except yaml.YAMLError as err:

@@ -12,6 +12,7 @@ from transformers import set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pave.data.datasets.base import load_samples
+from pave.files import write_text
 from pave.models.devices import resolve_dtype
 from pave.models.patched import LORA_CONFIG_NAME, PATCH_KINDS, PatchedModel, read_patch_config
 from pave.models.processor import VideoChatProcessor
@@ -108,15 +109,24 @@ def _samples(recipe: Recipe, annotations) -> list:
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest checkpoint the Trainer finished writing (it writes ``trainer_state.json``
-    last), so a run killed while saving resumes from the previous one."""
+    """The newest checkpoint the Trainer finished writing: it writes ``trainer_state.json``
+    last, and not atomically, so one killed while saving (no state, or a torn one) is passed
+    over and the run resumes from the previous one."""
     folder = Path(output_dir)
     steps = []
     for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if folder.is_dir() else ():
         suffix = path.name.rsplit("-", 1)[-1]
-        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+        if suffix.isdigit() and _readable_json(path / "trainer_state.json"):
             steps.append((int(suffix), path))
     return str(max(steps)[1]) if steps else None
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def train(recipe: Recipe) -> Path:
@@ -168,9 +178,9 @@ def train(recipe: Recipe) -> Path:
     trainer.save_model(recipe.train.output_dir)  # with a validation split: the best checkpoint's weights
     if trainer.args.should_save:
         out = Path(recipe.train.output_dir)
-        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         if validation is not None:
             evals = [{"step": e["step"], "eval_loss": e["eval_loss"]} for e in trainer.state.log_history if "eval_loss" in e]
             summary = {"best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric, "evaluations": evals}
-            (out / "validation.json").write_text(json.dumps(summary, indent=2) + "\n")
+            write_text(out / "validation.json", json.dumps(summary, indent=2) + "\n")
     return Path(recipe.train.output_dir)

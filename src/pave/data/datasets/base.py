@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pave.files import NotUTF8Error, read_utf8
+
 logger = logging.getLogger(__name__)
 
 #: Task names accepted by :func:`get_loader` (and ``pave score --task``), one module each.
@@ -277,10 +279,12 @@ def read_json(path: Path) -> Any:
     """Parse a JSON file, or a JSON Lines file (``.jsonl``: a list, one value per non-blank
     line), reporting the file and position of a syntax error."""
     try:
-        with open(path, encoding="utf-8") as f:
-            if path.suffix != ".jsonl":
-                return json.load(f)
-            lines = f.read().splitlines()
+        text = read_utf8(path)
+        if path.suffix != ".jsonl":
+            return json.loads(text)
+        lines = text.splitlines()
+    except NotUTF8Error as exc:
+        raise AnnotationError(path, exc.problem) from None
     except json.JSONDecodeError as exc:
         raise AnnotationError(
             path, f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
