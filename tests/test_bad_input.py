@@ -411,7 +411,18 @@ def missing_test_features(root, store):
     return "no audio features"
 
 
+def batch_with_a_missing_video(ctx):
+    clip = sorted((ctx["bench"]["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"))[0]
+    missing = ctx["tmp"] / "gone.mp4"
+    lines = [{"video": str(missing), "question": "what pitch?"}, {"video": str(clip), "question": "what pitch?"}]
+    batch = ctx["tmp"] / "q.jsonl"
+    batch.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ["infer", "--patch", str(ctx["patch"]), "--batch", str(batch), "--json", "--frames", "2", "--max-new-tokens", "2"]
+    return args, [f"{batch}, question 1 ({missing}): skipped", "answered 1 of 2 questions"]
+
+
 MISUSE_CASES = {
+    "infer --batch: a missing video among good ones": (batch_with_a_missing_video, 0),
     "eval: a corrupt video among good ones": (eval_skipping(corrupt_test_video), 0),
     "eval: a sample whose features are missing": (eval_skipping(missing_test_features), 0),
     "eval: --features without NAME=": (lambda ctx: (replaced(eval_args(ctx, "--out", str(ctx["tmp"] / "e")), "--features", "audio"), ["--features takes NAME=STORE, got 'audio'"]), 1),
