@@ -180,3 +180,43 @@ def test_home_relative_model_paths_load_everywhere(tiny_model_dir, tmp_path, mon
     assert VideoChatProcessor.from_pretrained("~/tiny", model).prompt_ids("what colour?", 1)
     with pytest.raises(FileNotFoundError, match="~/absent: no such model folder"):
         PatchedModel.from_base("~/absent")
+
+
+@pytest.mark.parametrize("newline", ["one_token", "grid", "frame", "no_token"])
+def test_every_newline_position_has_as_many_placeholders_as_the_model_scatters(model, tiny_model_dir, newline):
+    from pave.models.llava_onevision import video_encoder_outputs
+
+    model.newline_position = newline
+    model.add_patch("audio", model.patch_config(side_dim=12, side_channel="audio"))
+    processor = VideoChatProcessor.from_pretrained(tiny_model_dir, model)
+    batch = make_batch(processor)
+    visual = model.encode_video(batch.pop("pixel_values_videos"))
+    placeholders = (batch["input_ids"] == model.config.video_token_id).sum(dim=1)
+    _, frames, rows, cols, _ = visual.tokens.shape
+    expected = frames * rows * cols + {"one_token": 1, "grid": frames * rows, "frame": frames, "no_token": 0}[newline]
+    assert placeholders.tolist() == [expected, expected]
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch, visual=visual, side=audio()).loss)
+    # Where the newline embeddings are: after every row (grid), every frame, or the video.
+    sequence = video_encoder_outputs(model.llava, visual.tokens, newline=newline)["video"].pooler_output[0]
+    is_newline = (sequence == model.llava.model.image_newline).all(dim=-1)
+    positions = {
+        "grid": [(r + 1) * (cols + 1) - 1 for r in range(frames * rows)],
+        "frame": [(f + 1) * (rows * cols + 1) - 1 for f in range(frames)],
+        "one_token": [frames * rows * cols],
+        "no_token": [],
+    }[newline]
+    assert is_newline.nonzero().flatten().tolist() == positions
+
+
+def test_the_newline_position_is_saved_with_the_patch(model, tmp_path):
+    model.newline_position = "grid"
+    model.add_patch("audio", model.patch_config(side_dim=12, side_channel="audio"))
+    saved = model.save_pretrained(tmp_path / "grid")
+    assert json.loads((saved / "patch_config.json").read_text())["newline_position"] == "grid"
+    loaded = PatchedModel.from_pretrained(saved)
+    assert loaded.newline_position == "grid" and loaded.token_layout().num_tokens(FRAMES) == FRAMES * 4 * 5
+    other = PatchedModel.from_base(loaded.base_name)
+    other.add_patch("video", other.patch_config(side_dim=12, side_channel="video"))
+    with pytest.raises(ValueError, match=r"different newline positions \['grid', 'one_token'\]"):
+        PatchedModel.from_pretrained([saved, other.save_pretrained(tmp_path / "one")])

@@ -28,6 +28,9 @@ from torch import nn
 
 from pave.patch.config import check_types
 
+#: Where LLaVA-OneVision's newline token may go in a video (its ``mm_newline_position``).
+NEWLINE_POSITIONS = ("one_token", "grid", "frame", "no_token")
+
 
 @dataclass(frozen=True)
 class TokenLayout:
@@ -36,20 +39,34 @@ class TokenLayout:
     Attributes:
         grid: (h, w) visual tokens per frame.
         frames: frames of the grid; None keeps the video's key frames T.
-        extra: tokens appended after the video's newline token.
+        extra: tokens appended after the video's newline token(s).
+        newline: where the base's newline token goes (LLaVA-OneVision's ``mm_newline_position``):
+            ``"one_token"`` once after the video (transformers), ``"grid"`` after every row of
+            every frame (the authors' training and evaluation), ``"frame"`` after every frame,
+            ``"no_token"`` nowhere.
     """
 
     grid: tuple[int, int]
     frames: int | None = None
     extra: int = 0
+    newline: str = "one_token"
+
+    def __post_init__(self) -> None:
+        if self.newline not in NEWLINE_POSITIONS:
+            raise ValueError(f"newline position must be one of {NEWLINE_POSITIONS}, got {self.newline!r}")
 
     def grid_tokens(self, frames: int) -> int:
         """T' * h' * w' for a video of ``frames`` key frames."""
         return (self.frames or frames) * self.grid[0] * self.grid[1]
 
+    def newline_tokens(self, frames: int) -> int:
+        """Newline tokens of a video of ``frames`` key frames."""
+        frames = self.frames or frames
+        return {"one_token": 1, "grid": frames * self.grid[0], "frame": frames, "no_token": 0}[self.newline]
+
     def num_tokens(self, frames: int) -> int:
-        """Placeholder tokens of a video of ``frames`` key frames: grid, newline, extra."""
-        return self.grid_tokens(frames) + 1 + self.extra
+        """Placeholder tokens of a video of ``frames`` key frames: grid, newlines, extra."""
+        return self.grid_tokens(frames) + self.newline_tokens(frames) + self.extra
 
 
 @dataclass

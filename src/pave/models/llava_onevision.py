@@ -112,12 +112,24 @@ def encode_video(model, pixel_values_videos: torch.Tensor, chunk_frames: int = 1
 
 
 def video_encoder_outputs(
-    model, tokens: torch.Tensor, extra: torch.Tensor | None = None
+    model, tokens: torch.Tensor, extra: torch.Tensor | None = None, newline: str = "one_token"
 ) -> dict[str, BaseModelOutputWithPooling]:
-    """(B, T, h, w, C_v) tokens -> ``mm_encoder_outputs`` for forward/generate, with the model's
-    newline token appended to each video exactly as ``get_video_features`` does, then the
-    adapters' ``extra`` tokens (B, N_x, C_v) if any."""
-    batch = tokens.shape[0]
-    newline = model.model.image_newline.to(tokens.dtype).expand(batch, 1, -1)
-    parts = (tokens.flatten(1, 3), newline) if extra is None else (tokens.flatten(1, 3), newline, extra.to(tokens.dtype))
+    """(B, T, h, w, C_v) tokens -> ``mm_encoder_outputs`` for forward/generate: the tokens with
+    the model's newline token where ``newline`` puts it (``"one_token"``: once after the video,
+    exactly as ``get_video_features`` does; ``"grid"``: after every row of every frame, as the
+    authors' LLaVA-OneVision code with ``mm_newline_position=grid``; ``"frame"``: after every
+    frame; ``"no_token"``: none), then the adapters' ``extra`` tokens (B, N_x, C_v) if any."""
+    batch, frames, rows, _, width = tokens.shape
+    line = model.model.image_newline.to(tokens.dtype)
+    if newline == "grid":
+        video = torch.cat([tokens, line.expand(batch, frames, rows, 1, width)], dim=3).flatten(1, 3)
+    elif newline == "frame":
+        video = torch.cat([tokens.flatten(2, 3), line.expand(batch, frames, 1, width)], dim=2).flatten(1, 2)
+    elif newline == "one_token":
+        video = torch.cat([tokens.flatten(1, 3), line.expand(batch, 1, width)], dim=1)
+    elif newline == "no_token":
+        video = tokens.flatten(1, 3)
+    else:
+        raise ValueError(f"unknown newline position {newline!r}")
+    parts = (video,) if extra is None else (video, extra.to(tokens.dtype))
     return {"video": BaseModelOutputWithPooling(pooler_output=torch.cat(parts, dim=1))}

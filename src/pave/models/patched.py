@@ -34,6 +34,7 @@ from torch import nn
 
 from pave import __version__
 from pave.adapters import ADAPTER_KINDS, AdapterConfig, TokenAdapter, TokenLayout
+from pave.adapters.base import NEWLINE_POSITIONS
 from pave.files import read_utf8, write_atomic, write_text
 from pave.models import llava_onevision as family
 from pave.models.devices import resolve_dtype
@@ -90,6 +91,9 @@ class PatchedModel(nn.Module):
         self.base_name = base_name or getattr(base.config, "_name_or_path", None) or None
         self.patches = nn.ModuleDict()
         self._inactive: set[str] = set()
+        # Where the base's newline token goes among a video's tokens (see TokenLayout.newline):
+        # transformers' one token per video, or "grid" for patches trained as the authors do.
+        self.newline_position = "one_token"
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -252,7 +256,7 @@ class PatchedModel(nn.Module):
 
     def token_layout(self) -> TokenLayout:
         """How many LLM tokens a video becomes with the active adapters (for the processor)."""
-        layout = TokenLayout(grid=family.visual_grid(self.config))
+        layout = TokenLayout(grid=family.visual_grid(self.config), newline=self.newline_position)
         for name in self.active_patches:
             module = self.patches[name]
             if isinstance(module, TokenAdapter):
@@ -353,7 +357,7 @@ class PatchedModel(nn.Module):
                 raise ValueError("pass pixel_values_videos or precomputed visual tokens")
             visual = self.encode_video(pixel_values_videos, frame_times)
         tokens, extra = self.adapted_tokens(visual, side)
-        outputs = family.video_encoder_outputs(self.llava, tokens.to(self.llava.dtype), extra)
+        outputs = family.video_encoder_outputs(self.llava, tokens.to(self.llava.dtype), extra, self.newline_position)
         produced = outputs["video"].pooler_output.shape[1]
         placeholders = (input_ids == self.config.video_token_id).sum(dim=1)
         if (placeholders != produced).any():
@@ -423,7 +427,13 @@ class PatchedModel(nn.Module):
             config = module.config
             if config.base_model is None:
                 config.base_model = self.base_name
-            record = {"kind": kind_of(module), "name": name, "pave_version": __version__, "config": config.to_dict()}
+            record = {
+                "kind": kind_of(module),
+                "name": name,
+                "pave_version": __version__,
+                "newline_position": self.newline_position,
+                "config": config.to_dict(),
+            }
             write_text(directory / PATCH_CONFIG_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
             state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
             metadata = {"format": "pt", "kind": record["kind"]}
@@ -490,6 +500,10 @@ class PatchedModel(nn.Module):
         for directory in dirs:
             check_patch_dir(directory)
         model = cls.from_base(base, **base_kwargs) if isinstance(base, (str, Path)) else base
+        positions = {recorded_newline_position(d) for d in dirs if (d / PATCH_CONFIG_NAME).exists()}
+        if len(positions) > 1:
+            raise ValueError(f"the patches were trained with different newline positions {sorted(positions)}; they cannot stack")
+        model.newline_position = positions.pop() if positions else model.newline_position
         for directory in dirs:
             if not (directory / PATCH_CONFIG_NAME).exists():  # a LoRA-only (FT) directory
                 continue
@@ -549,6 +563,15 @@ def read_patch_config(directory: str | Path) -> tuple[PatchConfig | AdapterConfi
     config_cls, module_cls = PATCH_KINDS[record["kind"]]
     config = config_cls.from_dict(record["config"], source=str(path))
     return config, module_cls, record.get("name", Path(directory).name)
+
+
+def recorded_newline_position(directory: str | Path) -> str:
+    """The newline position a saved patch was trained with (older patches: transformers' one)."""
+    path = Path(directory) / PATCH_CONFIG_NAME
+    position = json.loads(read_utf8(path)).get("newline_position", "one_token")
+    if position not in NEWLINE_POSITIONS:
+        raise ValueError(f"{path}: newline_position must be one of {NEWLINE_POSITIONS}, got {position!r}")
+    return position
 
 
 def check_patch_dir(directory: str | Path) -> None:

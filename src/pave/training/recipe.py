@@ -26,11 +26,15 @@ class RecipeError(ValueError):
 @dataclass
 class ModelSection:
     """The base model. ``base``: a model id or local path; ``dtype``: ``auto`` picks bfloat16
-    where the hardware supports it, else float32."""
+    where the hardware supports it, else float32. ``newline_position``: where the base's newline
+    token goes among a video's tokens: ``one_token`` (transformers: once per video), ``grid``
+    (after every row of every frame: the authors' setting), ``frame`` or ``no_token``; saved with
+    the patch, so inference lays videos out the same way."""
 
     base: str = "llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
     dtype: str = "auto"
     num_frames: int = 32
+    newline_position: str = "one_token"
 
 
 @dataclass

@@ -11,10 +11,17 @@ import yaml
 from transformers import set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from pave.adapters.base import NEWLINE_POSITIONS
 from pave.data.datasets.base import load_samples
 from pave.files import write_text
 from pave.models.devices import resolve_dtype
-from pave.models.patched import LORA_CONFIG_NAME, PATCH_KINDS, PatchedModel, read_patch_config
+from pave.models.patched import (
+    LORA_CONFIG_NAME,
+    PATCH_KINDS,
+    PatchedModel,
+    read_patch_config,
+    recorded_newline_position,
+)
 from pave.models.processor import VideoChatProcessor
 from pave.sidechannels.store import FeatureStore
 from pave.training.data import QACollator, QADataset, VisualTokenCache, repeat_samples, store_source
@@ -42,8 +49,16 @@ def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
         dtype = resolve_dtype(recipe.model.dtype)
     except ValueError as exc:
         raise ValueError(f"model.dtype: {exc}") from None
+    if recipe.model.newline_position not in NEWLINE_POSITIONS:
+        raise ValueError(f"model.newline_position must be one of {NEWLINE_POSITIONS}, got {recipe.model.newline_position!r}")
     model = PatchedModel.from_base(recipe.model.base, dtype=dtype)
+    model.newline_position = recipe.model.newline_position
     for directory in recipe.patch.init_patches:
+        if recorded_newline_position(directory) != model.newline_position:
+            raise ValueError(
+                f"patch.init_patches: {directory} was trained with newline position "
+                f"{recorded_newline_position(directory)!r}; set model.newline_position to it"
+            )
         model.load_patch(directory, trainable=False)
     # Stage-wise training continues the LoRA trained with the earlier patches, if any.
     starts = [*recipe.patch.init_patches, *([recipe.patch.init_from] if recipe.patch.init_from else [])]

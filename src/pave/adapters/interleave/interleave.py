@@ -8,6 +8,8 @@ grows with every side token.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -49,7 +51,7 @@ class InterleaveAdapter(TokenAdapter):
         return AdapterOutput(tokens=tokens, extra=extra.to(tokens.dtype))
 
     def layout(self, layout: TokenLayout) -> TokenLayout:
-        return TokenLayout(layout.grid, layout.frames, layout.extra + self.config.num_tokens)
+        return dataclasses.replace(layout, extra=layout.extra + self.config.num_tokens)
 
 
 def resample_side(side: torch.Tensor, lengths: torch.Tensor, num_frames: int) -> torch.Tensor:

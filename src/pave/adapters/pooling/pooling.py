@@ -8,6 +8,8 @@ weights: with pooling, the trainable parameters are LoRA's.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch.nn.functional as F
 
 from pave.adapters.base import AdapterOutput, TokenAdapter, TokenLayout
@@ -32,4 +34,4 @@ class PoolingAdapter(TokenAdapter):
         return AdapterOutput(tokens=pooled.permute(0, 2, 3, 4, 1))
 
     def layout(self, layout: TokenLayout) -> TokenLayout:
-        return TokenLayout(self.config.grid, self.config.frames or layout.frames, layout.extra)
+        return dataclasses.replace(layout, grid=self.config.grid, frames=self.config.frames or layout.frames)

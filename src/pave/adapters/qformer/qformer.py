@@ -10,6 +10,8 @@ comparison measures is the side channel entering through Q-Former queries.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
@@ -94,4 +96,4 @@ class QFormerAdapter(TokenAdapter):
         return AdapterOutput(tokens=tokens, extra=torch.cat(extra, dim=1).to(tokens.dtype))
 
     def layout(self, layout: TokenLayout) -> TokenLayout:
-        return TokenLayout(layout.grid, layout.frames, layout.extra + self.config.num_tokens)
+        return dataclasses.replace(layout, extra=layout.extra + self.config.num_tokens)
