@@ -427,13 +427,7 @@ class PatchedModel(nn.Module):
             config = module.config
             if config.base_model is None:
                 config.base_model = self.base_name
-            record = {
-                "kind": kind_of(module),
-                "name": name,
-                "pave_version": __version__,
-                "newline_position": self.newline_position,
-                "config": config.to_dict(),
-            }
+            record = patch_record(kind_of(module), name, config, self.newline_position)
             write_text(directory / PATCH_CONFIG_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
             state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
             metadata = {"format": "pt", "kind": record["kind"]}
@@ -563,6 +557,13 @@ def read_patch_config(directory: str | Path) -> tuple[PatchConfig | AdapterConfi
     config_cls, module_cls = PATCH_KINDS[record["kind"]]
     config = config_cls.from_dict(record["config"], source=str(path))
     return config, module_cls, record.get("name", Path(directory).name)
+
+
+def patch_record(kind: str, name: str, config, newline_position: str, **provenance) -> dict:
+    """What ``patch_config.json`` holds: the kind, name, config and newline position of a patch,
+    the pave version that wrote it and any provenance (a converted checkpoint's source)."""
+    record = {"kind": kind, "name": name, "pave_version": __version__, "newline_position": newline_position}
+    return record | {"config": config.to_dict()} | provenance
 
 
 def recorded_newline_position(directory: str | Path) -> str:
