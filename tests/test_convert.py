@@ -25,7 +25,7 @@ def release(tiny_model_dir, tmp_path_factory):
     base = PatchedModel.from_base(str(tiny_model_dir))
     text, vision = base.config.text_config, base.config.vision_config
     config = PatchConfig(
-        side_dim=24, query_dim=vision.hidden_size, output_dim=text.hidden_size, hidden_dim=32, num_heads=4,
+        side_dim=1024, query_dim=vision.hidden_size, output_dim=text.hidden_size, hidden_dim=32, num_heads=4,
         ffn_dim=64, output_mlp_dim=48, rope="none", value_from_key=True,
     )
     torch.manual_seed(0)
@@ -100,12 +100,13 @@ def test_a_converted_patch_computes_the_released_fusion(release, tiny_model_dir,
     visual = torch.randn(2, frames, rows, cols, patch.config.output_dim)
     queries = torch.randn(2, frames, rows, cols, patch.config.query_dim)
     lengths = [3, 10]  # fewer side frames than key frames (interpolated), and more (chunked)
-    side = torch.randn(2, max(lengths), 1, 1, 24)
+    side = torch.randn(2, max(lengths), 1, 1, 1024)
     mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]
-    with torch.no_grad():
-        delta = patch(visual, side, query_features=queries, side_mask=mask).delta
+    weights = {k: v.double() for k, v in release["weights"].items()}
+    with torch.no_grad():  # in float64, so the comparison sees the math, not float32 rounding
+        delta = patch.double()(visual.double(), side.double(), query_features=queries.double(), side_mask=mask).delta
         for b in range(2):
-            expected = released_fusion(release["weights"], queries[b].flatten(1, 2), side[b].flatten(1, 2), lengths[b], frames, 4)
+            expected = released_fusion(weights, queries[b].flatten(1, 2).double(), side[b].flatten(1, 2).double(), lengths[b], frames, 4)
             got = delta[b].flatten(1, 2)
             assert (got - expected).abs().max() / expected.abs().max() < 1e-5
 
@@ -146,3 +147,29 @@ def test_what_the_converter_does_not_recognise_is_refused_by_name(release, tiny_
     spoil(folder)
     with pytest.raises(ConversionError, match=message.replace("(", r"\(").replace(".", r"\.")):
         convert(folder, tmp_path / "out", "audio", base=str(tiny_model_dir))
+
+
+def test_a_converted_patch_evaluates_on_imported_features(release, tiny_model_dir, synthetic_bench, tmp_path, caplog):
+    """The released path end to end on the tiny base: convert, import their audio features
+    (one (K, 1024) bfloat16 tensor per video, as ImageBind gave them), eval and infer."""
+    patch = tmp_path / "converted"
+    assert main(["convert", str(release["folder"]), "--side-channel", "audio", "--out", str(patch), "--base", str(tiny_model_dir)]) == 0
+    features = tmp_path / "MUSIC-AVQA-videos-Synthetic_audio_imagebind_feat"
+    features.mkdir()
+    clips = sorted((synthetic_bench["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"))
+    for number, clip in enumerate(clips):
+        torch.save(torch.randn(3 + number % 3, 1024).to(torch.bfloat16), features / f"{clip.stem}.pt")
+    store = tmp_path / "store"
+    assert main(["extract", "audio", "--backend", "released", "--inputs", str(features), "--out", str(store)]) == 0
+    out = tmp_path / "eval"
+    args = [
+        "eval", "--task", "music_avqa", "--annotations", str(synthetic_bench["test"]), "--media-root", str(synthetic_bench["root"]),
+        "--patch", str(patch), "--features", f"audio={store}", "--out", str(out), "--frames", "2", "--max-new-tokens", "2",
+    ]
+    assert main(args) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["counts"]["scored"] == report["counts"]["samples"] > 0 and not report["skipped"]
+    assert "trained on imagebind-huge features" not in caplog.text  # the store's encoder is the patch's
+    infer = ["infer", "--patch", str(patch), "--video", str(clips[0]), "--question", "q", "--side", str(store),
+             "--side-id", clips[0].stem, "--json", "--frames", "2", "--max-new-tokens", "2"]
+    assert main(infer) == 0

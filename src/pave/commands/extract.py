@@ -34,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--backend",
         default="builtin",
-        choices=("builtin", "imagebind", "languagebind", "llava3d"),
-        help="encoder back-end (default: builtin, no extra weights)",
+        choices=("builtin", "imagebind", "languagebind", "llava3d", "released"),
+        help="encoder back-end (default: builtin, no extra weights); released: import the authors' .pt feature files",
     )
     parser.add_argument("--weights", metavar="FILE", help="weights file of an optional back-end (imagebind)")
     parser.add_argument(

@@ -114,4 +114,4 @@ def get_encoder(kind: str, backend: str = "builtin", **options) -> SideChannelEn
 
 def _load_modules() -> None:
     # Modules register their encoders on import; importing them here keeps `import pave` light.
-    from pave.sidechannels import audio, dense_video, multiview, scene3d  # noqa: F401
+    from pave.sidechannels import audio, dense_video, multiview, released, scene3d  # noqa: F401

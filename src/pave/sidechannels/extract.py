@@ -27,6 +27,7 @@ from pave.data.datasets.base import read_json
 from pave.data.datasets.egoexo_proficiency import downscaled_view
 from pave.data.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 from pave.files import read_utf8
+from pave.sidechannels import released
 from pave.sidechannels.base import KINDS, get_encoder
 from pave.sidechannels.store import FeatureStore
 
@@ -90,6 +91,22 @@ def _items_from_folder(kind: str, folder: Path) -> list[Item]:
         views = {d: [v.relative_to(folder).as_posix() for v in videos if v.parent == d] for d in dirs}
         return [Item(item_id(views[d]), (d,)) for d in dirs]
     return [Item(media_item_id(v.relative_to(folder).as_posix()), (v,)) for v in videos]
+
+
+def _items_of_released(kind: str, folder: Path) -> list[Item]:
+    """The authors' feature files under ``folder``, named as the media they were extracted from
+    (see :mod:`pave.sidechannels.released`)."""
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: give the folder of the authors' {released.SUFFIX} feature files")
+    files = sorted(p for p in folder.rglob(f"*{released.SUFFIX}") if p.is_file())
+    if kind == "3d":  # <scene>/video_features.pt
+        scenes = [p.parent for p in files if p.name == released.SCENE_FILE]
+        return [Item(s.relative_to(folder).as_posix() or s.name, (s / released.SCENE_FILE,)) for s in scenes]
+    if kind == "exo":  # a folder of views, <camera>.pt each, stands for the views' videos
+        dirs = sorted({f.parent for f in files})
+        views = {d: [f"{f.relative_to(folder).with_suffix('').as_posix()}.mp4" for f in files if f.parent == d] for d in dirs}
+        return [Item(item_id(views[d]), (d,)) for d in dirs]
+    return [Item(f.relative_to(folder).with_suffix("").as_posix(), (f,)) for f in files]
 
 
 def _items_from_list(kind: str, list_file: Path) -> list[Item]:
@@ -157,10 +174,16 @@ def items_of_task(kind: str, task: str, annotations: Path, media_root: Path) -> 
 
 
 def discover_items(
-    kind: str, inputs: str | Path, media_root: str | Path | None = None, task: str | None = None
+    kind: str,
+    inputs: str | Path,
+    media_root: str | Path | None = None,
+    task: str | None = None,
+    backend: str = "builtin",
 ) -> list[Item]:
     """The items to extract for ``kind`` from ``inputs``; with ``task``, ``inputs`` is that
-    benchmark's annotation file and its loader names the media (:func:`items_of_task`). Else:
+    benchmark's annotation file and its loader names the media (:func:`items_of_task`); with
+    ``backend="released"``, ``inputs`` is a folder of the authors' feature files
+    (:mod:`pave.sidechannels.released`). Else:
 
     * a folder: every video under it (audio, video; id = relative path without suffix) and, for audio,
       every sound file (.wav, .m4a, .mp3, ...; id = relative path), every
@@ -175,7 +198,9 @@ def discover_items(
     inputs = Path(inputs)
     if kind not in KINDS:
         raise ValueError(f"unknown side channel {kind!r}; expected one of {KINDS}")
-    if task is not None:
+    if backend == "released":
+        items = _items_of_released(kind, inputs)
+    elif task is not None:
         items = items_of_task(kind, task, inputs, Path(media_root) if media_root else inputs.parent)
     elif inputs.is_dir():
         items = _items_from_folder(kind, inputs)
@@ -218,7 +243,7 @@ def extract(
     :class:`Summary`; items that fail are logged and listed there, never written.
     """
     started = time.perf_counter()
-    items = discover_items(kind, inputs, media_root, task)
+    items = discover_items(kind, inputs, media_root, task, backend)
     store = FeatureStore(out)
     if removed := store.remove_stale_temporaries():
         logger.info("%s: removed %d temporary files of an interrupted run", out, removed)
