@@ -173,3 +173,25 @@ def test_a_converted_patch_evaluates_on_imported_features(release, tiny_model_di
     infer = ["infer", "--patch", str(patch), "--video", str(clips[0]), "--question", "q", "--side", str(store),
              "--side-id", clips[0].stem, "--json", "--frames", "2", "--max-new-tokens", "2"]
     assert main(infer) == 0
+
+
+def test_training_goes_on_from_a_converted_patch_on_its_layout(release, tiny_model_dir, synthetic_bench, tmp_path):
+    from pave import recipes
+
+    patch = convert(release["folder"], tmp_path / "converted", "audio", base=str(tiny_model_dir)).directory
+    features = tmp_path / "feat"
+    features.mkdir()
+    for clip in (synthetic_bench["root"] / "MUSIC-AVQA-videos-Synthetic").glob("*.mp4"):
+        torch.save(torch.randn(4, 1024), features / f"{clip.stem}.pt")
+    assert main(["extract", "audio", "--backend", "released", "--inputs", str(features), "--out", str(tmp_path / "store")]) == 0
+    base = [
+        "train", str(recipes.find("tiny_audio")), f"model.base={tiny_model_dir}", f"data.annotations=[{synthetic_bench['train']}]",
+        f"data.media_root={synthetic_bench['root']}", f"data.features={{audio: {tmp_path / 'store'}}}", f"patch.init_from={patch}",
+        "train.max_steps=2", "train.save_steps=100", "lora.r=4",
+    ]
+    assert main([*base, f"train.output_dir={tmp_path / 'wrong'}"]) == 1  # one_token is not what it was trained on
+    assert main([*base, "model.newline_position=grid", f"train.output_dir={tmp_path / 'run'}"]) == 0
+    trained = PatchedModel.from_pretrained(tmp_path / "run")
+    assert trained.newline_position == "grid" and trained.patches["audio"].config.value_from_key
+    before = PatchedModel.from_pretrained(patch).patches["audio"].state_dict()
+    assert any(not torch.equal(v, before[k]) for k, v in trained.patches["audio"].state_dict().items())

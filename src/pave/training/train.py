@@ -17,6 +17,7 @@ from pave.files import write_text
 from pave.models.devices import resolve_dtype
 from pave.models.patched import (
     LORA_CONFIG_NAME,
+    PATCH_CONFIG_NAME,
     PATCH_KINDS,
     PatchedModel,
     read_patch_config,
@@ -51,17 +52,19 @@ def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
         raise ValueError(f"model.dtype: {exc}") from None
     if recipe.model.newline_position not in NEWLINE_POSITIONS:
         raise ValueError(f"model.newline_position must be one of {NEWLINE_POSITIONS}, got {recipe.model.newline_position!r}")
+    # Patches a run starts from fix the token layout: they were trained on it.
+    starts = [*recipe.patch.init_patches, *([recipe.patch.init_from] if recipe.patch.init_from else [])]
+    for directory in starts:
+        if (Path(directory) / PATCH_CONFIG_NAME).exists() and recorded_newline_position(directory) != recipe.model.newline_position:
+            raise ValueError(
+                f"{directory} was trained with newline position {recorded_newline_position(directory)!r}; "
+                "set model.newline_position to it"
+            )
     model = PatchedModel.from_base(recipe.model.base, dtype=dtype)
     model.newline_position = recipe.model.newline_position
     for directory in recipe.patch.init_patches:
-        if recorded_newline_position(directory) != model.newline_position:
-            raise ValueError(
-                f"patch.init_patches: {directory} was trained with newline position "
-                f"{recorded_newline_position(directory)!r}; set model.newline_position to it"
-            )
         model.load_patch(directory, trainable=False)
     # Stage-wise training continues the LoRA trained with the earlier patches, if any.
-    starts = [*recipe.patch.init_patches, *([recipe.patch.init_from] if recipe.patch.init_from else [])]
     init_lora = [d for d in starts if (Path(d) / LORA_CONFIG_NAME).exists()]
     if init_lora and recipe.lora.enabled:
         model.load_lora(init_lora[-1], trainable=True)
