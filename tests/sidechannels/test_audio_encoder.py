@@ -57,7 +57,7 @@ def test_imagebind_backend_explains_what_is_missing():
 
 
 def test_unknown_backend():
-    with pytest.raises(ValueError, match="available: \\['builtin', 'imagebind'\\]"):
+    with pytest.raises(ValueError, match="available: \\['builtin', 'imagebind', 'released'\\]"):
         get_encoder("audio", "whisper")
 
 
