@@ -3,8 +3,8 @@
 A training output of the authors' code holds peft's LoRA adapter (``adapter_config.json`` and
 ``adapter_model.bin`` or ``.safetensors``), the patch weights in ``non_lora_trainables.bin`` (a
 ``torch.save`` pickle, keys under ``...temporal_aggregator.``) and their model ``config.json``.
-:func:`convert` reads those (pickles with ``torch.load(weights_only=True)``, here and nowhere
-else in pave), infers the patch's architecture from the weights' shapes, renames the LoRA keys
+:func:`convert` reads those (pickles with ``torch.load(weights_only=True)``; the only other
+reader of pickles is the import of the authors' feature files, :mod:`pave.sidechannels.released`), infers the patch's architecture from the weights' shapes, renames the LoRA keys
 from the authors' module names (``model.layers.{i}``) to transformers'
 ``LlavaOnevisionForConditionalGeneration`` ones (``model.language_model.layers.{i}``), refuses
 any key it does not recognise, and writes a patch directory that

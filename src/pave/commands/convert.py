@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "convert",
         help="convert an authors' released checkpoint (non_lora_trainables.bin + LoRA) into a pave patch",
         description=(
-            "Read an authors' training output directory (the only place pave reads pickle files, with "
+            "Read an authors' training output directory (pickle files, read with "
             "torch.load(weights_only=True)) and write a patch directory that pave eval, infer and demo load."
         ),
         epilog="example: pave convert checkpoints/pave_music_avqa_7b --side-channel audio --out patches/music_avqa_7b",
