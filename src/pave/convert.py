@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from pave.adapters.base import NEWLINE_POSITIONS
 from pave.files import read_utf8, write_atomic, write_text
 from pave.models.llava_onevision import LORA_TARGET_MODULES
 from pave.models.patched import patch_record
@@ -185,7 +186,7 @@ def _newline_position(source: Path) -> str:
         value = json.loads(read_utf8(config)).get("mm_newline_position", "grid")
     except json.JSONDecodeError as err:
         raise ConversionError(f"{config}: not valid JSON ({err})") from None
-    if value not in ("grid", "frame", "one_token", "no_token"):
+    if value not in NEWLINE_POSITIONS:
         raise ConversionError(f"{config}: mm_newline_position {value!r} is not one pave knows")
     return value
 
