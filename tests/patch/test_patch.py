@@ -11,7 +11,9 @@ from pave.patch.rope import grid_positions
 
 
 def small_config(**overrides) -> PatchConfig:
-    base = dict(side_dim=12, query_dim=10, output_dim=16, hidden_dim=24, num_heads=2, ffn_dim=32, output_mlp_dim=20)
+    base = dict(
+        side_dim=12, query_dim=10, output_dim=16, hidden_dim=24, num_heads=2, ffn_dim=32, output_mlp_dim=20
+    )
     base.update(overrides)
     return PatchConfig(**base)
 
@@ -34,7 +36,11 @@ def reference_forward(patch, visual, side, query_features, n_side):
     memory = patch.input_mapping(side[:n_side].flatten(1, 2))  # (n, N_s, d)
     if n_side < T:
         flat = memory.permute(1, 2, 0)  # (N_s, d, n)
-        flat = F.interpolate(flat, size=T, mode="linear", align_corners=True) if n_side > 1 else flat.expand(-1, -1, T)
+        flat = (
+            F.interpolate(flat, size=T, mode="linear", align_corners=True)
+            if n_side > 1
+            else flat.expand(-1, -1, T)
+        )
         memory = flat.permute(2, 0, 1)
         n_side = T
     chunks, start = [], 0
@@ -161,13 +167,21 @@ def test_time_alignment_uses_nearest_key_frame():
 def test_time_alignment_requires_timestamps():
     patch = PavePatch(small_config(alignment="time"))
     with pytest.raises(ValueError, match="frame_times"):
-        patch(torch.randn(1, 2, 2, 2, 16), torch.randn(1, 4, 1, 1, 12), query_features=torch.randn(1, 2, 2, 2, 10))
+        patch(
+            torch.randn(1, 2, 2, 2, 16),
+            torch.randn(1, 4, 1, 1, 12),
+            query_features=torch.randn(1, 2, 2, 2, 10),
+        )
 
 
 def test_new_patch_is_exactly_zero_and_trainable():
     torch.manual_seed(0)
     patch = PavePatch(small_config())
-    visual, query, side = torch.randn(2, 3, 2, 2, 16), torch.randn(2, 3, 2, 2, 10), torch.randn(2, 5, 1, 1, 12)
+    visual, query, side = (
+        torch.randn(2, 3, 2, 2, 16),
+        torch.randn(2, 3, 2, 2, 10),
+        torch.randn(2, 5, 1, 1, 12),
+    )
     out = patch(visual, side, query_features=query)
     assert out.delta.shape == visual.shape
     assert torch.count_nonzero(out.delta) == 0
@@ -190,7 +204,11 @@ def test_learnable_and_projected_queries():
 
 def test_value_from_key_matches_release_quirk():
     patch = randomized(PavePatch(small_config(value_from_key=True)))
-    visual, query, side = torch.randn(1, 2, 2, 2, 16), torch.randn(1, 2, 2, 2, 10), torch.randn(1, 4, 1, 1, 12)
+    visual, query, side = (
+        torch.randn(1, 2, 2, 2, 16),
+        torch.randn(1, 2, 2, 2, 10),
+        torch.randn(1, 4, 1, 1, 12),
+    )
     with torch.no_grad():
         before = patch(visual, side, query_features=query).delta
         for layer in patch.cross_attn_layers:
@@ -207,7 +225,12 @@ def test_bad_inputs_have_clear_errors():
     with pytest.raises(ValueError, match="query_features"):
         patch(visual, torch.randn(2, 4, 1, 1, 12))
     with pytest.raises(ValueError, match="prefix"):
-        patch(visual, torch.randn(2, 4, 1, 1, 12), query_features=query, side_mask=torch.tensor([[1, 0, 1, 1]] * 2))
+        patch(
+            visual,
+            torch.randn(2, 4, 1, 1, 12),
+            query_features=query,
+            side_mask=torch.tensor([[1, 0, 1, 1]] * 2),
+        )
     with pytest.raises(ValueError, match="no side frames"):
         patch(visual, torch.randn(2, 4, 1, 1, 12), query_features=query, side_mask=torch.zeros(2, 4))
 
@@ -216,3 +239,50 @@ def test_paper_configuration_parameter_count():
     # The release's count (+6.2M on 0.5B, +9.0M on 7B): ours has the same parameters.
     assert count_parameters(PavePatch(PatchConfig(output_dim=896))) == 6_235_776
     assert count_parameters(PavePatch(PatchConfig(output_dim=3584))) == 8_996_352
+
+
+def _saved_bytes(patch, *args, **kwargs) -> tuple[torch.Tensor, int]:
+    """The delta of ``patch(*args, **kwargs)`` and the bytes of the tensors autograd keeps for backward."""
+    total = 0
+
+    def pack(tensor):
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = patch(*args, **kwargs).delta
+    return out, total
+
+
+def test_recompute_gives_the_same_gradients_from_far_fewer_saved_tensors():
+    torch.manual_seed(0)
+    plain = randomized(PavePatch(small_config(dropout=0.1))).train()
+    recomputing = PavePatch(small_config(dropout=0.1, recompute=True)).train()
+    recomputing.load_state_dict(plain.state_dict())
+    # 20 key frames: the output MLP is recomputed in pieces of 8, 8 and 4 frames.
+    visual, query, side = (
+        torch.randn(2, 20, 3, 3, 16),
+        torch.randn(2, 20, 3, 3, 10),
+        torch.randn(2, 30, 2, 2, 12),
+    )
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[1, 25:] = False
+    outputs, saved = [], []
+    for patch in (plain, recomputing):
+        torch.manual_seed(3)  # the same dropout masks, which recomputation replays
+        out, size = _saved_bytes(patch, visual, side, query_features=query, side_mask=mask)
+        out.square().sum().backward()
+        outputs.append(out)
+        saved.append(size)
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-6, rtol=1e-5)
+    grads = dict(recomputing.named_parameters())
+    for name, param in plain.named_parameters():
+        torch.testing.assert_close(grads[name].grad, param.grad, atol=1e-5, rtol=1e-4)
+    assert saved[1] < saved[0] / 4, saved
+    # Outside training nothing is recomputed.
+    evaluated = [
+        _saved_bytes(patch.eval(), visual, side, query_features=query, side_mask=mask)[1]
+        for patch in (plain, recomputing)
+    ]
+    assert evaluated[0] == evaluated[1]

@@ -1,6 +1,6 @@
 import torch
 
-from pave.patch.rope import RotaryEmbedding, grid_positions, rope_sections
+from pave.patch.rope import RotaryEmbedding, grid_positions, rope_sections, rotate
 
 
 def test_score_depends_only_on_relative_offset():
@@ -42,3 +42,16 @@ def test_grids_share_coordinates():
     assert fine.view(14, 14, 2)[3, 3].tolist() == [3.5, 3.5]
     # Non-square grids keep their own aspect.
     assert grid_positions(1, 3, 2, 6).tolist() == [[1.0, 1.0], [1.0, 3.0], [1.0, 5.0]]
+
+
+def test_rotation_gradient_is_the_inverse_rotation():
+    torch.manual_seed(0)
+    rope = RotaryEmbedding(8, rope_sections(8, "3d"))
+    cos, sin = rope.angles(torch.randn(5, 1, 3, dtype=torch.float64) * 4)  # broadcast over 2 heads
+    x = torch.randn(5, 2, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: rotate(t, cos.double(), sin.double()), (x,))
+    # Non-contiguous input (a transposed view) gives a contiguous, equal result.
+    y = torch.randn(2, 5, 8).transpose(0, 1)
+    out = rotate(y, cos.float(), sin.float())
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, rotate(y.contiguous(), cos.float(), sin.float()))

@@ -50,6 +50,9 @@ class PatchConfig:
         value_from_key: project values with the key projection, as the authors' released
             checkpoints do; only for converted checkpoints.
         dropout: attention and feed-forward dropout.
+        recompute: in training, keep only each layer's input for the backward pass and recompute
+            the layer (activation checkpointing of the cross-attention layers and the output
+            MLP): far less memory for about one more forward pass of time; outputs are the same.
         layer_norm_eps: epsilon of every LayerNorm.
         side_channel: name of the side channel the patch was trained on (``"audio"``, ...).
         side_grid: (s_h, s_w) of the side tokens it was trained on, for validation.
@@ -75,6 +78,7 @@ class PatchConfig:
     time_window: float | None = None
     value_from_key: bool = False
     dropout: float = 0.0
+    recompute: bool = False
     layer_norm_eps: float = 1e-5
     side_channel: str | None = None
     side_grid: tuple[int, int] | None = None
@@ -88,9 +92,15 @@ class PatchConfig:
             value = getattr(self, name)
             if value is not None:
                 if len(value) != 2 or any(int(v) <= 0 for v in value):
-                    raise ValueError(f"PatchConfig.{name} must be two positive integers (h, w), got {value!r}")
+                    raise ValueError(
+                        f"PatchConfig.{name} must be two positive integers (h, w), got {value!r}"
+                    )
                 setattr(self, name, (int(value[0]), int(value[1])))
-        for name, choices in (("query_source", QUERY_SOURCES), ("rope", ROPE_MODES), ("alignment", ALIGNMENTS)):
+        for name, choices in (
+            ("query_source", QUERY_SOURCES),
+            ("rope", ROPE_MODES),
+            ("alignment", ALIGNMENTS),
+        ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"PatchConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
         if self.hidden_dim % self.num_heads:
@@ -124,7 +134,9 @@ class PatchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown patch config key(s) {unknown}; known keys are {sorted(known)}")
+            raise ValueError(
+                f"{source}: unknown patch config key(s) {unknown}; known keys are {sorted(known)}"
+            )
         check_types(cls, data, source)
         return cls(**data)
 
@@ -162,7 +174,9 @@ def check_types(cls, data: dict[str, Any], source: str) -> None:
         if not scalars or (value is None and type(None) in allowed):
             continue
         if not any(_is_json_type(value, t) for t in scalars):
-            expected = " or ".join(_SCALARS[t] for t in scalars) + (" or null" if type(None) in allowed else "")
+            expected = " or ".join(_SCALARS[t] for t in scalars) + (
+                " or null" if type(None) in allowed else ""
+            )
             raise ValueError(f"{source}: field {name!r} must be {expected}, got {value!r}")
 
 

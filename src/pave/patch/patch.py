@@ -11,11 +11,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from pave.patch.alignment import chunk_ranges, interpolate_side, lengths_from_mask, time_ranges
 from pave.patch.attention import WindowIndex, aligned_attention
 from pave.patch.config import PatchConfig
 from pave.patch.rope import RotaryEmbedding, grid_positions, rope_sections, rotate
+
+#: Key frames per recomputed piece of the output MLP (``PatchConfig.recompute``).
+RECOMPUTE_FRAMES = 8
 
 
 @dataclass
@@ -79,9 +83,8 @@ class CrossAttentionLayer(nn.Module):
         k = self.attn.k_linear(memory).unflatten(-1, (heads, -1))  # (B, T_s, N_s, H, hd)
         v = k if self.value_from_key else self.attn.v_linear(memory).unflatten(-1, (heads, -1))
         if q_rot is not None:
-            # Angles (..., 1, N, hd / 2) broadcast over heads: rotate with heads moved before tokens.
-            q = rotate(q.transpose(-2, -3), *q_rot).transpose(-2, -3)
-            k = rotate(k.transpose(-2, -3), *k_rot).transpose(-2, -3)
+            # Angles (..., N, 1, hd / 2) broadcast over heads.
+            q, k = rotate(q, *q_rot), rotate(k, *k_rot)
         out, weights = aligned_attention(
             q, k, v, window, dropout=self.dropout if self.training else 0.0, return_weights=return_weights
         )
@@ -110,7 +113,9 @@ class PavePatch(nn.Module):
             self.query_input_mapping = nn.Linear(config.query_dim, d)
         self.cross_attn_layers = nn.ModuleList(CrossAttentionLayer(config) for _ in range(config.num_layers))
         self.output_mapping = nn.Sequential(
-            nn.Linear(d, config.output_mlp_dim), nn.GELU(), nn.Linear(config.output_mlp_dim, config.output_dim)
+            nn.Linear(d, config.output_mlp_dim),
+            nn.GELU(),
+            nn.Linear(config.output_mlp_dim, config.output_dim),
         )
         self.output_norm = nn.LayerNorm(config.output_dim, eps=config.layer_norm_eps)
         nn.init.zeros_(self.output_norm.weight)
@@ -118,7 +123,9 @@ class PavePatch(nn.Module):
         self.rope = (
             None
             if config.rope == "none"
-            else RotaryEmbedding(config.head_dim, rope_sections(config.head_dim, config.rope), config.rope_theta)
+            else RotaryEmbedding(
+                config.head_dim, rope_sections(config.head_dim, config.rope), config.rope_theta
+            )
         )
 
     def forward(
@@ -157,7 +164,9 @@ class PavePatch(nn.Module):
         if side.shape[0] != batch:
             raise ValueError(f"visual has {batch} samples but side has {side.shape[0]}")
         if side_dim != cfg.side_dim:
-            raise ValueError(f"side tokens have {side_dim} channels, the patch expects side_dim={cfg.side_dim}")
+            raise ValueError(
+                f"side tokens have {side_dim} channels, the patch expects side_dim={cfg.side_dim}"
+            )
         dtype = self.input_mapping.weight.dtype
         queries = self._queries(visual, query_features).to(dtype)  # (B, T, h * w, d)
 
@@ -176,22 +185,39 @@ class PavePatch(nn.Module):
         if self.rope is not None:
             # The same positions in every layer: compute the rotation angles once.
             q_pos, k_pos = self._positions(start, end, memory.shape[1], (grid_h, grid_w), (side_h, side_w))
-            q_rot, k_rot = self.rope.angles(q_pos[..., None, :, :]), self.rope.angles(k_pos[..., None, :, :])
+            q_rot, k_rot = self.rope.angles(q_pos[..., None, :]), self.rope.angles(k_pos[..., None, :])
 
+        recompute = cfg.recompute and self.training and torch.is_grad_enabled() and not return_attention
         h, weights = queries, []
         for layer in self.cross_attn_layers:
-            h, w = layer(h, memory, window, q_rot, k_rot, return_weights=return_attention)
+            if recompute:
+                h, w = checkpoint(layer, h, memory, window, q_rot, k_rot, use_reentrant=False)
+            else:
+                h, w = layer(h, memory, window, q_rot, k_rot, return_weights=return_attention)
             weights.append(w)
-        delta = self.output_norm(self.output_mapping(h)).view(batch, frames, grid_h, grid_w, cfg.output_dim)
+        if recompute:
+            # The output MLP widens every query to C_v (3584 for 7B): recompute it a few key
+            # frames at a time, so its backward holds a fraction of those activations at once.
+            parts = h.split(RECOMPUTE_FRAMES, dim=1)
+            delta = torch.cat([checkpoint(self._output, part, use_reentrant=False) for part in parts], dim=1)
+        else:
+            delta = self._output(h)
+        delta = delta.view(batch, frames, grid_h, grid_w, cfg.output_dim)
         attention = PatchAttention(weights, window, (side_h, side_w)) if return_attention else None
         return PatchOutput(delta=delta.to(visual.dtype), attention=attention)
+
+    def _output(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, Nq, d) -> (B, T, Nq, C_v): the output MLP and LayerNorm."""
+        return self.output_norm(self.output_mapping(h))
 
     def _queries(self, visual: torch.Tensor, query_features: torch.Tensor | None) -> torch.Tensor:
         cfg = self.config
         batch, frames, grid_h, grid_w, _ = visual.shape
         if cfg.query_source == "learnable":
             if (grid_h, grid_w) != cfg.query_grid:
-                raise ValueError(f"learnable queries are for a {cfg.query_grid} grid, got visual grid {(grid_h, grid_w)}")
+                raise ValueError(
+                    f"learnable queries are for a {cfg.query_grid} grid, got visual grid {(grid_h, grid_w)}"
+                )
             return self.learnable_query.expand(batch, frames, -1, -1)
         source = visual if cfg.query_source == "projected" else query_features
         if source is None:
@@ -201,7 +227,9 @@ class PavePatch(nn.Module):
                 f"query_features {tuple(source.shape)} must share (B, T, h, w) with visual {tuple(visual.shape)}"
             )
         if source.shape[-1] != cfg.query_dim:
-            raise ValueError(f"query features have {source.shape[-1]} channels, the patch expects query_dim={cfg.query_dim}")
+            raise ValueError(
+                f"query features have {source.shape[-1]} channels, the patch expects query_dim={cfg.query_dim}"
+            )
         return self.query_input_mapping(source.to(self.query_input_mapping.weight.dtype).flatten(2, 3))
 
     def _positions(
@@ -219,7 +247,9 @@ class PavePatch(nn.Module):
         """
         device = start.device
         q_t = ((start + end - 1).float() / 2)[..., None, None]  # (B, T, 1, 1)
-        k_t = torch.arange(num_side, device=device, dtype=torch.float32)[None, :, None, None]  # (1, T_s, 1, 1)
+        k_t = torch.arange(num_side, device=device, dtype=torch.float32)[
+            None, :, None, None
+        ]  # (1, T_s, 1, 1)
         n_q, n_k = query_grid[0] * query_grid[1], side_grid[0] * side_grid[1]
         if self.rope.num_axes == 1:
             return q_t.expand(-1, -1, n_q, 1), k_t.expand(-1, -1, n_k, 1)

@@ -64,10 +64,34 @@ class RotaryEmbedding(nn.Module):
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the channel pairs (i, i + head_dim / 2) of ``x`` (..., head_dim) by precomputed angles."""
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    """Rotate the channel pairs (i, i + head_dim / 2) of ``x`` (..., head_dim) by precomputed angles
+    ``cos``, ``sin`` (..., head_dim / 2), broadcast against ``x``; the result is contiguous."""
+    return _Rotation.apply(x, cos.to(x.dtype), sin.to(x.dtype))
+
+
+class _Rotation(torch.autograd.Function):
+    """A rotation's gradient is the inverse rotation of the output gradient, so backward needs only
+    the angles: nothing of the size of ``x`` is kept alive for it, and each pass writes its output
+    halves in place instead of building and concatenating four products."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(cos, sin)
+        return _rotated(x, cos, sin)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        cos, sin = ctx.saved_tensors
+        return _rotated(grad, cos, -sin), None, None
+
+
+def _rotated(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    out1, out2 = out.chunk(2, dim=-1)
+    torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=-1)
+    torch.mul(x1, sin, out=out2).addcmul_(x2, cos)
+    return out
 
 
 def grid_positions(rows: int, cols: int, common_rows: int, common_cols: int, device=None) -> torch.Tensor:
