@@ -186,8 +186,7 @@ def time_shape(spec: dict) -> dict:
     inputs = make_inputs(shape, spec["batch"], spec["output_dim"])
     grad = torch.randn(spec["batch"], KEY_FRAMES * QUERY_GRID[0] * QUERY_GRID[1], spec["output_dim"])
     cases = [
-        (v, build(v, shape, spec["output_dim"], release_cls).train(), inputs, grad, True)
-        for v in spec["variants"]
+        (v, build(v, shape, spec["output_dim"], release_cls).train(), inputs, grad, True) for v in spec["variants"]
     ]
     return alternated(cases, spec["rounds"])
 
@@ -279,9 +278,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
     parser.add_argument("--batch", type=int, default=4, help="batch of the side-by-side runs (default: 4)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after the warm-up (default: 3)")
-    parser.add_argument(
-        "--output-dim", type=int, default=3584, help="LLM width: 3584 for 7B (default), 896 for 0.5B"
-    )
+    parser.add_argument("--output-dim", type=int, default=3584, help="LLM width: 3584 for 7B (default), 896 for 0.5B")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: nproc)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the batch 1 vs 8 runs")
     parser.add_argument(
@@ -332,9 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report(results, args, info))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(
-                {"machine": info, "args": {**vars(args), "release": release}, "shapes": results}, f, indent=2
-            )
+            json.dump({"machine": info, "args": {**vars(args), "release": release}, "shapes": results}, f, indent=2)
 
 
 def report(results: dict, args: argparse.Namespace, info: dict) -> str:

@@ -11,9 +11,7 @@ from pave.patch.rope import grid_positions
 
 
 def small_config(**overrides) -> PatchConfig:
-    base = dict(
-        side_dim=12, query_dim=10, output_dim=16, hidden_dim=24, num_heads=2, ffn_dim=32, output_mlp_dim=20
-    )
+    base = dict(side_dim=12, query_dim=10, output_dim=16, hidden_dim=24, num_heads=2, ffn_dim=32, output_mlp_dim=20)
     base.update(overrides)
     return PatchConfig(**base)
 
@@ -36,11 +34,7 @@ def reference_forward(patch, visual, side, query_features, n_side):
     memory = patch.input_mapping(side[:n_side].flatten(1, 2))  # (n, N_s, d)
     if n_side < T:
         flat = memory.permute(1, 2, 0)  # (N_s, d, n)
-        flat = (
-            F.interpolate(flat, size=T, mode="linear", align_corners=True)
-            if n_side > 1
-            else flat.expand(-1, -1, T)
-        )
+        flat = F.interpolate(flat, size=T, mode="linear", align_corners=True) if n_side > 1 else flat.expand(-1, -1, T)
         memory = flat.permute(2, 0, 1)
         n_side = T
     chunks, start = [], 0

@@ -40,9 +40,7 @@ def chunk_ranges(lengths: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, 
         start, end: (B, T) each.
     """
     if (lengths < num_frames).any():
-        raise ValueError(
-            f"chunk alignment needs at least {num_frames} side frames per sample; interpolate first"
-        )
+        raise ValueError(f"chunk alignment needs at least {num_frames} side frames per sample; interpolate first")
     i = torch.arange(num_frames, device=lengths.device)
     base, rem = (lengths // num_frames)[:, None], (lengths % num_frames)[:, None]
     start = i * base + torch.minimum(i, rem)

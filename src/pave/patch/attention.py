@@ -86,12 +86,7 @@ def aligned_attention(
     # (B, T, L) -> (B * T, 1, 1, L * N_s): every token of a valid side frame is a valid key.
     mask = None
     if not window.full:
-        mask = (
-            window.valid[..., None]
-            .expand(-1, -1, -1, num_side_tokens)
-            .flatten(2)
-            .flatten(0, 1)[:, None, None]
-        )
+        mask = window.valid[..., None].expand(-1, -1, -1, num_side_tokens).flatten(2).flatten(0, 1)[:, None, None]
     if return_weights:
         scores = (q @ k_win.transpose(-1, -2)) * head_dim**-0.5
         if mask is not None:

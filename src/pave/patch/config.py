@@ -92,9 +92,7 @@ class PatchConfig:
             value = getattr(self, name)
             if value is not None:
                 if len(value) != 2 or any(int(v) <= 0 for v in value):
-                    raise ValueError(
-                        f"PatchConfig.{name} must be two positive integers (h, w), got {value!r}"
-                    )
+                    raise ValueError(f"PatchConfig.{name} must be two positive integers (h, w), got {value!r}")
                 setattr(self, name, (int(value[0]), int(value[1])))
         for name, choices in (
             ("query_source", QUERY_SOURCES),
@@ -134,9 +132,7 @@ class PatchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
-                f"{source}: unknown patch config key(s) {unknown}; known keys are {sorted(known)}"
-            )
+            raise ValueError(f"{source}: unknown patch config key(s) {unknown}; known keys are {sorted(known)}")
         check_types(cls, data, source)
         return cls(**data)
 
@@ -174,9 +170,7 @@ def check_types(cls, data: dict[str, Any], source: str) -> None:
         if not scalars or (value is None and type(None) in allowed):
             continue
         if not any(_is_json_type(value, t) for t in scalars):
-            expected = " or ".join(_SCALARS[t] for t in scalars) + (
-                " or null" if type(None) in allowed else ""
-            )
+            expected = " or ".join(_SCALARS[t] for t in scalars) + (" or null" if type(None) in allowed else "")
             raise ValueError(f"{source}: field {name!r} must be {expected}, got {value!r}")
 
 

@@ -123,9 +123,7 @@ class PavePatch(nn.Module):
         self.rope = (
             None
             if config.rope == "none"
-            else RotaryEmbedding(
-                config.head_dim, rope_sections(config.head_dim, config.rope), config.rope_theta
-            )
+            else RotaryEmbedding(config.head_dim, rope_sections(config.head_dim, config.rope), config.rope_theta)
         )
 
     def forward(
@@ -164,9 +162,7 @@ class PavePatch(nn.Module):
         if side.shape[0] != batch:
             raise ValueError(f"visual has {batch} samples but side has {side.shape[0]}")
         if side_dim != cfg.side_dim:
-            raise ValueError(
-                f"side tokens have {side_dim} channels, the patch expects side_dim={cfg.side_dim}"
-            )
+            raise ValueError(f"side tokens have {side_dim} channels, the patch expects side_dim={cfg.side_dim}")
         dtype = self.input_mapping.weight.dtype
         queries = self._queries(visual, query_features).to(dtype)  # (B, T, h * w, d)
 
@@ -247,9 +243,7 @@ class PavePatch(nn.Module):
         """
         device = start.device
         q_t = ((start + end - 1).float() / 2)[..., None, None]  # (B, T, 1, 1)
-        k_t = torch.arange(num_side, device=device, dtype=torch.float32)[
-            None, :, None, None
-        ]  # (1, T_s, 1, 1)
+        k_t = torch.arange(num_side, device=device, dtype=torch.float32)[None, :, None, None]  # (1, T_s, 1, 1)
         n_q, n_k = query_grid[0] * query_grid[1], side_grid[0] * side_grid[1]
         if self.rope.num_axes == 1:
             return q_t.expand(-1, -1, n_q, 1), k_t.expand(-1, -1, n_k, 1)
