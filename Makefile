@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test test-slow lint bench clean
+.PHONY: quickstart test test-slow test-floor lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,26 @@ test: $(STAMP) lint
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# The core of the suite on the lowest versions pyproject.toml allows (torch stays the local 2.13.0).
+FLOOR := .venv-floor
+FLOOR_PINS := transformers peft accelerate safetensors
+FLOOR_TESTS := tests/patch tests/models tests/training tests/test_convert.py tests/test_inference.py
+
+$(FLOOR)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(FLOOR)
+	$(FLOOR)/bin/pip install --quiet --upgrade pip
+	$(FLOOR)/bin/pip install --quiet "torch==2.13.0"
+	$(FLOOR)/bin/python -c "import re, sys, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
+	    print('\n'.join(d.replace('>=', '==') for d in deps if re.split('[<>=]', d)[0] in sys.argv[1:]))" $(FLOOR_PINS) > $(FLOOR)/floor.txt
+	$(FLOOR)/bin/pip install --quiet -c $(FLOOR)/floor.txt -e ".[dev]"
+	touch $@
+
+test-floor: $(FLOOR)/.installed
+	$(FLOOR)/bin/pip list 2>/dev/null | grep -iE "^($(shell echo $(FLOOR_PINS) | tr ' ' '|')) "
+	$(FLOOR)/bin/python -m pytest -q -m "not slow" $(FLOOR_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_patch.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(FLOOR)

@@ -27,7 +27,7 @@ process per variant (see :func:`memory_case`). Batch scaling: ``ours-default`` f
 and forward+backward at batch 1 and 8, alternated the same way. The load average is printed
 before and after, and the share of the cores the process got during the timed rounds.
 
-Usage: ``python benchmarks/bench_release.py --release PATH [--rounds 3] [--json OUT]``.
+Usage: ``python benchmarks/bench_release.py --release PATH [--rounds 3] [--parts time memory scaling] [--json OUT]``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from bench_patch import (
     machine,
 )
 
+PARTS = ("time", "memory", "scaling")
 VARIANTS = ("release", "ours-released", "ours-rope-off", "ours-default", "ours-recompute")
 #: (numerator, denominator, goal): the ratios the benchmark reports, with the goal each should meet.
 TIME_RATIOS = (("ours-released", "release", 0.8), ("ours-default", "ours-rope-off", 1.05))
@@ -280,7 +281,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after the warm-up (default: 3)")
     parser.add_argument("--output-dim", type=int, default=3584, help="LLM width: 3584 for 7B (default), 896 for 0.5B")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: nproc)")
-    parser.add_argument("--no-scaling", action="store_true", help="skip the batch 1 vs 8 runs")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="what to measure: side-by-side times, peak memory, batch 1 vs 8 scaling (default: all)",
+    )
     parser.add_argument(
         "--system-malloc",
         action="store_true",
@@ -318,18 +325,19 @@ def main(argv: list[str] | None = None) -> None:
         if row["max_rel_diff"] > 1e-5:
             raise SystemExit(f"{name}: ours-released differs from the release by {row['max_rel_diff']:.1e}")
         reuse = not args.system_malloc
-        row["time"] = spawn("time", {**spec, "variants": VARIANTS, "rounds": args.rounds}, reuse)
-        row["memory"] = {v: spawn("memory", {**spec, "variant": v})["peak_growth_mib"] for v in VARIANTS}
-        if not args.no_scaling:
+        if "time" in args.parts:
+            row["time"] = spawn("time", {**spec, "variants": VARIANTS, "rounds": args.rounds}, reuse)
+        if "memory" in args.parts:
+            row["memory"] = {v: spawn("memory", {**spec, "variant": v})["peak_growth_mib"] for v in VARIANTS}
+        if "scaling" in args.parts:
             row["scaling"] = spawn("scale", {**spec, "rounds": args.rounds}, reuse)
         results[name] = row
-        times = "  ".join(f"{v} {row['time'][v]['median_s']:.2f} s" for v in VARIANTS)
-        print(f"  {name:<12} max rel diff {row['max_rel_diff']:.1e}  {times}", file=sys.stderr)
+        print(f"  {name:<12} max rel diff {row['max_rel_diff']:.1e}  measured {', '.join(args.parts)}", file=sys.stderr)
     info["loadavg_end"] = os.getloadavg()[0]
-    print(report(results, args, info))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "args": {**vars(args), "release": release}, "shapes": results}, f, indent=2)
+    print(report(results, args, info))
 
 
 def report(results: dict, args: argparse.Namespace, info: dict) -> str:
@@ -338,41 +346,47 @@ def report(results: dict, args: argparse.Namespace, info: dict) -> str:
         f"Load average {info['loadavg']:.2f} before, {info['loadavg_end']:.2f} after; "
         f"batch {args.batch}, {args.rounds} alternated rounds, output width {args.output_dim}, "
         f"timed with {'glibc defaults' if args.system_malloc else 'freed memory kept for reuse'}.",
-        "",
-        "| shape | max rel diff | " + " | ".join(f"{v} s" for v in VARIANTS) + " | cores busy |",
-        "|---|--:|" + "--:|" * len(VARIANTS) + "--:|",
     ]
-    for name, row in results.items():
-        t = row["time"]
-        lines.append(
-            f"| {name} | {row['max_rel_diff']:.1e} | "
-            + " | ".join(f"{t[v]['median_s']:.2f}" for v in VARIANTS)
-            + f" | {t[VARIANTS[0]]['cores_busy']:.1f} |"
-        )
-    lines += [
-        "",
-        "| shape | " + " | ".join(f"{v} MiB" for v in VARIANTS) + " |",
-        "|---|" + "--:|" * len(VARIANTS),
-    ]
-    for name, row in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row['memory'][v]:,.0f}" for v in VARIANTS) + " |")
-    header = [f"time {a} / {b} (goal ≤ {g})" for a, b, g in TIME_RATIOS]
-    header += [f"memory {a} / {b}" + (f" (goal ≤ {g})" if g else "") for a, b, g in MEMORY_RATIOS]
-    header += ["time ours-recompute / ours-default"]
-    lines += ["", "| shape | " + " | ".join(header) + " |", "|---|" + "--:|" * len(header)]
-    for name, row in results.items():
-        t, m = row["time"], row["memory"]
-        cells = [ratio(t[a]["times_s"], t[b]["times_s"]) for a, b, _ in TIME_RATIOS]
-        cells += [m[a] / m[b] for a, b, _ in MEMORY_RATIOS]
-        cells.append(ratio(t["ours-recompute"]["times_s"], t["ours-default"]["times_s"]))
-        lines.append(f"| {name} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    if all("scaling" in row for row in results.values()):
+    timed = {name: row for name, row in results.items() if "time" in row}
+    measured = {name: row for name, row in results.items() if "memory" in row}
+    if timed:
+        lines += [
+            "",
+            "| shape | max rel diff | " + " | ".join(f"{v} s" for v in VARIANTS) + " | cores busy |",
+            "|---|--:|" + "--:|" * len(VARIANTS) + "--:|",
+        ]
+        for name, row in timed.items():
+            t = row["time"]
+            lines.append(
+                f"| {name} | {row['max_rel_diff']:.1e} | "
+                + " | ".join(f"{t[v]['median_s']:.2f}" for v in VARIANTS)
+                + f" | {t[VARIANTS[0]]['cores_busy']:.1f} |"
+            )
+    if measured:
+        lines += ["", "| shape | " + " | ".join(f"{v} MiB" for v in VARIANTS) + " |", "|---|" + "--:|" * len(VARIANTS)]
+        for name, row in measured.items():
+            lines.append(f"| {name} | " + " | ".join(f"{row['memory'][v]:,.0f}" for v in VARIANTS) + " |")
+    both = {name: row for name, row in timed.items() if name in measured}
+    if both:
+        header = [f"time {a} / {b} (goal ≤ {g})" for a, b, g in TIME_RATIOS]
+        header += [f"memory {a} / {b}" + (f" (goal ≤ {g})" if g else "") for a, b, g in MEMORY_RATIOS]
+        header += ["time ours-recompute / ours-default"]
+        lines += ["", "| shape | " + " | ".join(header) + " |", "|---|" + "--:|" * len(header)]
+        for name, row in both.items():
+            t, m = row["time"], row["memory"]
+            cells = [ratio(t[a]["times_s"], t[b]["times_s"]) for a, b, _ in TIME_RATIOS]
+            cells += [m[a] / m[b] for a, b, _ in MEMORY_RATIOS]
+            cells.append(ratio(t["ours-recompute"]["times_s"], t["ours-default"]["times_s"]))
+            lines.append(f"| {name} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    if any("scaling" in row for row in results.values()):
         lines += [
             "",
             "| shape | B=1 fwd s | B=8 fwd s | fwd B=8 / B=1 | B=1 fwd+bwd s | B=8 fwd+bwd s | fwd+bwd B=8 / B=1 |",
             "|---|--:|--:|--:|--:|--:|--:|",
         ]
         for name, row in results.items():
+            if "scaling" not in row:
+                continue
             s = row["scaling"]
             cells = []
             for mode in ("fwd", "fwd+bwd"):

@@ -37,14 +37,16 @@ import torch
 from torch import nn
 
 from pave.configs import bundled_config
+from pave.models import llava_onevision as family
 from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_METHODS, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
 from pave.patch import PatchConfig, PavePatch
+from pave.patch.config import rope_for_grid
 
 BASES = BUNDLED_BASES
 METHODS = FLOPS_METHODS
 SIDE_CHANNELS = ("none", *SIDE_CHANNEL_KINDS)
 # The LLM's Linear layers that LoRA adapts (paper App. B.2: r = 64 on all of them).
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LORA_TARGETS = family.LORA_ATTENTION + family.LORA_MLP
 LORA_RANK = 64
 TEXT_TOKENS = FLOPS_TEXT_TOKENS  # the paper's prompt length
 DURATION = FLOPS_DURATION  # seconds: the paper's assumed video length for audio and dense video
@@ -310,7 +312,7 @@ def patch_config_for(config, visual: VisualLayout, side: SideLayout, learnable: 
         output_dim=config.text_config.hidden_size,
         query_source="learnable" if learnable else "vision",
         query_grid=visual.grid if learnable else None,
-        rope="temporal" if side.grid == (1, 1) else "3d",
+        rope=rope_for_grid(side.grid),
         side_grid=side.grid,
         visual_grid=visual.grid,
     )

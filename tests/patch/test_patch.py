@@ -179,9 +179,18 @@ def test_new_patch_is_exactly_zero_and_trainable():
     out = patch(visual, side, query_features=query)
     assert out.delta.shape == visual.shape
     assert torch.count_nonzero(out.delta) == 0
-    out.delta.square().sum().backward()
-    # The zero gain blocks gradients to everything but the norm itself at step 0.
-    assert patch.output_norm.weight.grad is not None
+    target = torch.randn_like(out.delta)  # a loss whose gradient at the zero delta is not zero
+    (out.delta * target).sum().backward()
+    # The zero gain blocks gradients to everything but the norm itself at step 0 ...
+    norm = {"output_norm.weight", "output_norm.bias"}
+    for name, param in patch.named_parameters():
+        nonzero = param.grad is not None and bool(param.grad.abs().sum() > 0)
+        assert nonzero == (name in norm), name
+    # ... and one step on the norm opens the path to every other parameter.
+    torch.optim.SGD(patch.parameters(), lr=0.1).step()
+    patch.zero_grad()
+    (patch(visual, side, query_features=query).delta * target).sum().backward()
+    assert all(param.grad.abs().sum() > 0 for name, param in patch.named_parameters()), "a parameter gets no gradient"
 
 
 def test_learnable_and_projected_queries():

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pave.patch.config import check_types
+from pave.patch.config import config_from_dict, installed_version
 
 #: Where LLaVA-OneVision's newline token may go in a video (its ``mm_newline_position``).
 NEWLINE_POSITIONS = ("one_token", "grid", "frame", "no_token")
@@ -92,7 +92,7 @@ class AdapterConfig:
     side_channel: str | None = None
     side_encoder: str | None = None
     base_model: str | None = None
-    pave_version: str = dataclasses.field(default_factory=lambda: _version())
+    pave_version: str = dataclasses.field(default_factory=lambda: installed_version())
 
     @property
     def uses_side(self) -> bool:
@@ -109,12 +109,7 @@ class AdapterConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | None = None) -> AdapterConfig:
         """Build a config from a dict, refusing unknown keys (``source`` names where it came from)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source or cls.__name__}: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        check_types(cls, data, source or cls.__name__)
-        return cls(**data)
+        return config_from_dict(cls, data, source or cls.__name__)
 
 
 class TokenAdapter(nn.Module):
@@ -156,9 +151,3 @@ def register_adapter(kind: str, config_cls: type[AdapterConfig], module_cls: typ
     if not (issubclass(config_cls, AdapterConfig) and issubclass(module_cls, TokenAdapter)):
         raise TypeError(f"{kind}: expected an AdapterConfig and a TokenAdapter subclass")
     ADAPTER_KINDS[kind] = (config_cls, module_cls)
-
-
-def _version() -> str:
-    from pave import __version__
-
-    return __version__

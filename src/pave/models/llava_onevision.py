@@ -19,10 +19,13 @@ from pave.models.towers import hidden_states
 # The system message LLaVA-OneVision was trained with (its conversation template).
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
-# LoRA goes on the LLM's attention and MLP projections only (not the SigLIP tower, whose
-# attention layers share the q/k/v/o names).
+#: The Linear layers of each LLM layer that LoRA adapts: attention, then MLP projections.
+LORA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+LORA_MLP = ("gate_proj", "up_proj", "down_proj")
+# LoRA goes on the LLM's projections only (not the SigLIP tower, whose attention layers share the
+# q/k/v/o names).
 LORA_TARGET_MODULES = (
-    r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+    rf".*language_model\.layers\.\d+\.(self_attn\.({'|'.join(LORA_ATTENTION)})|mlp\.({'|'.join(LORA_MLP)}))"
 )
 
 

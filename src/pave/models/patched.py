@@ -40,6 +40,7 @@ from pave.models import llava_onevision as family
 from pave.models.devices import resolve_dtype
 from pave.models.llava_onevision import VisualTokens
 from pave.patch import PatchAttention, PatchConfig, PavePatch
+from pave.patch.config import rope_for_grid
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class PatchedModel(nn.Module):
             side_dim=side_dim,
             query_dim=family.query_dim(self.config, query_source),
             output_dim=self.config.text_config.hidden_size,
-            rope="temporal" if tuple(side_grid) == (1, 1) else "3d",
+            rope=rope_for_grid(side_grid),
             side_channel=side_channel,
             side_grid=tuple(side_grid),
             base_model=self.base_name,
@@ -245,8 +246,13 @@ class PatchedModel(nn.Module):
         checkpointing): less memory for long videos at the cost of compute. The Trainer calls
         this when ``train.gradient_checkpointing`` is set."""
         llava = self.llava
-        enable = getattr(llava, "activation_checkpointing_enable", None) or llava.gradient_checkpointing_enable
-        enable(**kwargs)
+        if hasattr(llava, "activation_checkpointing_enable"):
+            llava.activation_checkpointing_enable(**kwargs)
+            return
+        # transformers before the rename: the same call under the old names.
+        if "activation_checkpointing_kwargs" in kwargs:
+            kwargs["gradient_checkpointing_kwargs"] = kwargs.pop("activation_checkpointing_kwargs")
+        llava.gradient_checkpointing_enable(**kwargs)
 
     # The name transformers versions before the rename call.
     gradient_checkpointing_enable = activation_checkpointing_enable

@@ -115,25 +115,33 @@ def interpolate_side(
     short = lengths < num_frames
     if not short.any():
         return side, lengths, side_times
-    batch, num_side = side.shape[:2]
-    out_len = max(num_side, num_frames)
-    j = torch.arange(out_len, device=side.device, dtype=torch.float32)
+    num_side = side.shape[1]
+    j = torch.arange(max(num_side, num_frames), device=side.device, dtype=torch.float32)
     # Source position of output frame j: j * (n - 1) / (T - 1) for short samples, j otherwise.
     scale = ((lengths - 1).clamp(min=0).float() / max(num_frames - 1, 1))[:, None]
-    pos = torch.where(short[:, None], j * scale, j).clamp(max=num_side - 1)
-    pos = torch.minimum(pos, (lengths - 1)[:, None].float())
-    lo = pos.floor().long()
-    hi = torch.minimum(lo + 1, (lengths - 1)[:, None])
-    frac = (pos - lo).to(side.dtype)
-
-    def resample(x: torch.Tensor) -> torch.Tensor:
-        # x: (B, T_s, ...) -> (B, out_len, ...)
-        idx_shape = (batch, out_len) + (1,) * (x.dim() - 2)
-        lo_x = torch.gather(x, 1, lo.view(idx_shape).expand(batch, out_len, *x.shape[2:]))
-        hi_x = torch.gather(x, 1, hi.view(idx_shape).expand(batch, out_len, *x.shape[2:]))
-        f = frac.view(idx_shape).to(x.dtype)
-        return lo_x + (hi_x - lo_x) * f
-
+    pos = torch.where(short[:, None], j * scale, j)
     new_lengths = torch.clamp(lengths, min=num_frames)
-    new_times = resample(side_times.float()) if side_times is not None else None
-    return resample(side), new_lengths, new_times
+    new_times = lerp_frames(side_times.float(), pos, lengths) if side_times is not None else None
+    return lerp_frames(side, pos, lengths), new_lengths, new_times
+
+
+def lerp_frames(x: torch.Tensor, pos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation along time at fractional frame positions.
+
+    Args:
+        x: (B, T_s, ...) right-padded frames.
+        pos: (B, N) source positions; clamped to each sample's last valid frame.
+        lengths: (B,) valid frames per sample (at least 1).
+    Returns:
+        (B, N, ...).
+    """
+    batch, num = pos.shape
+    last = (lengths - 1)[:, None]
+    pos = torch.minimum(pos, last.float())
+    lo = pos.floor().long()
+    hi = torch.minimum(lo + 1, last)
+    shape = (batch, num) + (1,) * (x.dim() - 2)
+    expand = (batch, num, *x.shape[2:])
+    lo_x = torch.gather(x, 1, lo.view(shape).expand(expand))
+    hi_x = torch.gather(x, 1, hi.view(shape).expand(expand))
+    return lo_x + (hi_x - lo_x) * (pos - lo).view(shape).to(x.dtype)

@@ -85,7 +85,7 @@ class PatchConfig:
     side_encoder: str | None = None
     base_model: str | None = None
     visual_grid: tuple[int, int] | None = None
-    pave_version: str = field(default_factory=lambda: _version())
+    pave_version: str = field(default_factory=lambda: installed_version())
 
     def __post_init__(self) -> None:
         for name in ("query_grid", "side_grid", "visual_grid"):
@@ -129,12 +129,7 @@ class PatchConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "PatchConfig") -> PatchConfig:
         """Build a config from a dict, refusing unknown keys (``source`` names where it came from)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown patch config key(s) {unknown}; known keys are {sorted(known)}")
-        check_types(cls, data, source)
-        return cls(**data)
+        return config_from_dict(cls, data, source)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
@@ -151,6 +146,30 @@ class PatchConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
         return cls.from_dict(data, source=str(path))
+
+
+def config_from_dict(cls, data: dict[str, Any], source: str):
+    """``cls(**data)`` for a config dataclass, refusing unknown keys and values of the wrong JSON
+    type with a message that starts with ``source`` (the file or section they came from)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+    check_types(cls, data, source)
+    return cls(**data)
+
+
+def rope_for_grid(side_grid: tuple[int, int]) -> str:
+    """The rotary mode for side tokens on an (s_h, s_w) grid: temporal without a spatial grid
+    (audio), 3D otherwise."""
+    return "temporal" if tuple(side_grid) == (1, 1) else "3d"
+
+
+def installed_version() -> str:
+    """The installed ``pave`` version (imported late: configs load while ``pave`` initialises)."""
+    from pave import __version__
+
+    return __version__
 
 
 _SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
@@ -178,9 +197,3 @@ def _is_json_type(value: Any, kind: type) -> bool:
     if isinstance(value, bool):  # a bool is an int to Python, never to a config
         return kind is bool
     return isinstance(value, kind) or (kind is float and isinstance(value, int))
-
-
-def _version() -> str:
-    from pave import __version__
-
-    return __version__

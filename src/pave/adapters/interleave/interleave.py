@@ -15,7 +15,7 @@ from torch import nn
 
 from pave.adapters.base import AdapterOutput, TokenAdapter, TokenLayout
 from pave.adapters.interleave.config import InterleaveConfig
-from pave.patch.alignment import lengths_from_mask
+from pave.patch.alignment import lengths_from_mask, lerp_frames
 
 
 class InterleaveAdapter(TokenAdapter):
@@ -68,15 +68,6 @@ def resample_side(side: torch.Tensor, lengths: torch.Tensor, num_frames: int) ->
     Returns:
         (B, num_frames, ...).
     """
-    batch = side.shape[0]
     j = torch.arange(num_frames, device=side.device, dtype=torch.float32)
     scale = ((lengths - 1).float() / max(num_frames - 1, 1))[:, None]
-    pos = j * scale  # (B, num_frames) source positions in [0, length - 1]
-    last = (lengths - 1)[:, None]
-    lo = torch.minimum(pos.floor().long(), last)
-    hi = torch.minimum(lo + 1, last)
-    shape = (batch, num_frames) + (1,) * (side.dim() - 2)
-    expand = (batch, num_frames, *side.shape[2:])
-    lo_x = torch.gather(side, 1, lo.view(shape).expand(expand))
-    hi_x = torch.gather(side, 1, hi.view(shape).expand(expand))
-    return lo_x + (hi_x - lo_x) * (pos - lo).view(shape).to(side.dtype)
+    return lerp_frames(side, j * scale, lengths)
