@@ -15,8 +15,8 @@ from pave.flops import (
     llm_prefill_flops,
     load_base_config,
     lora_parameters,
+    method_config,
     parameter_count,
-    patch_config_for,
     patch_flops,
     side_layout,
     visual_layout,
@@ -182,7 +182,7 @@ def _counted_flops(patch: PavePatch, visual: VisualLayout, side: SideLayout) -> 
 def test_patch_count_matches_flop_counter_at_paper_shapes(side_channel):
     config = load_base_config(OV_05B)
     visual, side = visual_layout(config), side_layout(side_channel)
-    patch_config = patch_config_for(config, visual, side)
+    patch_config = method_config("pave", visual, side)
     assert _counted_flops(PavePatch(patch_config), visual, side) == patch_flops(
         patch_config, visual, side, matmul_only=True
     )
@@ -198,7 +198,7 @@ def test_patch_count_matches_flop_counter_at_paper_shapes(side_channel):
     ],
 )
 def test_patch_count_matches_flop_counter_on_small_shapes(patch_kwargs, side):
-    visual = VisualLayout(frames=4, grid=(3, 2), feature_dim=10)
+    visual = VisualLayout(frames=4, grid=(3, 2), feature_dim=10, width=14)
     patch_config = PatchConfig(
         side_dim=12,
         query_dim=10,

@@ -19,7 +19,7 @@ from pave import __version__
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ImportError, FloatingPointError)
 
 # Subcommand modules under pave.commands, in the order `pave --help` lists them.
-COMMANDS = ("quickstart", "train", "eval", "infer", "demo", "extract", "subset", "convert", "score", "ids", "flops")
+COMMANDS = ("quickstart", "train", "eval", "infer", "demo", "extract", "subset", "convert", "score", "ids", "flops", "methods")
 
 
 def build_parser() -> argparse.ArgumentParser:

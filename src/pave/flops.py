@@ -12,9 +12,11 @@ goes through :func:`account`, so FLOPs and parameters are always computed one wa
   counted; trainable = LoRA (r x (in + out) per targeted Linear of the LLM) plus the patch, built
   on the meta device and counted.
 
-Methods: ``base`` (the frozen model), ``ft`` (LoRA only), ``pave`` (LoRA + patch),
-``pave-learnable`` (LoRA + patch with learnable queries), ``interleave`` (LoRA + a two-layer MLP
-projecting side tokens to the LLM width; the side tokens become extra LLM tokens).
+Every registered method (:mod:`pave.methods`) is counted: ``base`` (the frozen model), ``ft``
+(LoRA only), and LoRA plus the module of each kind, sized by the kind's own rule and counted by
+its FLOPs rule (``pave``: :func:`patch_flops`; adapters: their formula, or their matrix products
+counted by ``FlopCounterMode`` on the meta device); adapters that add or pool tokens change the
+LLM's token count as their token layout says.
 
 >>> from pave.flops import account
 >>> acc = account("llava-onevision-0.5b", "pave", "3d")
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,63 +37,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from pave.adapters.base import TokenAdapter, TokenLayout
 from pave.configs import bundled_config
+from pave.methods import SideLayout, VisualLayout, get_kind, get_method
 from pave.models import llava_onevision as family
-from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_METHODS, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
-from pave.patch import PatchConfig, PavePatch
-from pave.patch.config import rope_for_grid
+from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
+from pave.patch.method import patch_flops
 
 BASES = BUNDLED_BASES
-METHODS = FLOPS_METHODS
 SIDE_CHANNELS = ("none", *SIDE_CHANNEL_KINDS)
 # The LLM's Linear layers that LoRA adapts (paper App. B.2: r = 64 on all of them).
 LORA_TARGETS = family.LORA_ATTENTION + family.LORA_MLP
 LORA_RANK = 64
 TEXT_TOKENS = FLOPS_TEXT_TOKENS  # the paper's prompt length
 DURATION = FLOPS_DURATION  # seconds: the paper's assumed video length for audio and dense video
-
-
-@dataclass(frozen=True)
-class VisualLayout:
-    """The visual tokens a base model sends to its LLM for one video.
-
-    Attributes:
-        frames: T, key frames.
-        grid: (h, w) visual tokens per frame, the grid the patch updates.
-        feature_dim: width of the vision features before the projector (the patch's queries).
-        extra_per_frame: tokens per frame outside the grid (Video-LLaVA's CLS token).
-    """
-
-    frames: int
-    grid: tuple[int, int]
-    feature_dim: int
-    extra_per_frame: int = 0
-
-    @property
-    def grid_tokens(self) -> int:
-        """T * h * w: the tokens the patch updates (its queries)."""
-        return self.frames * self.grid[0] * self.grid[1]
-
-    @property
-    def llm_tokens(self) -> int:
-        return self.frames * (self.grid[0] * self.grid[1] + self.extra_per_frame)
-
-
-@dataclass(frozen=True)
-class SideLayout:
-    """Side-channel tokens of one sample: ``frames`` (T_s) of ``grid`` (s_h, s_w) tokens, ``dim`` wide."""
-
-    frames: int
-    grid: tuple[int, int]
-    dim: int
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.grid[0] * self.grid[1]
-
-    @property
-    def num_tokens(self) -> int:
-        return self.frames * self.tokens_per_frame
 
 
 @dataclass(frozen=True)
@@ -109,7 +67,7 @@ class Accounting:
 
     Attributes:
         base: the base model's name, path or id.
-        method: one of :data:`METHODS`.
+        method: the registered method's name.
         side_channel: one of :data:`SIDE_CHANNELS`, or ``"custom"`` for a :class:`SideLayout`.
         llm_tokens: tokens the LLM prefills (visual + text, + side tokens when interleaved).
         flops_llm: prefill FLOPs of the LLM.
@@ -191,16 +149,17 @@ def visual_layout(config, frames: int | None = None) -> VisualLayout:
     in the paper's 6272. Video-LLaVA: 8 frames of 16 x 16 CLIP patches, unpooled, each with its
     CLS token.
     """
+    width = config.text_config.hidden_size
     if config.model_type == "llava_onevision":
         from pave.models import llava_onevision
 
         grid, feature_dim = llava_onevision.visual_grid(config), llava_onevision.query_dim(config, "vision")
-        return VisualLayout(frames=frames or 32, grid=grid, feature_dim=feature_dim)
+        return VisualLayout(frames=frames or 32, grid=grid, feature_dim=feature_dim, width=width)
     if config.model_type == "video_llava":
         vision = config.vision_config
         side = vision.image_size // vision.patch_size
         return VisualLayout(
-            frames=frames or 8, grid=(side, side), feature_dim=vision.hidden_size, extra_per_frame=1
+            frames=frames or 8, grid=(side, side), feature_dim=vision.hidden_size, width=width, extra_per_frame=1
         )
     raise ValueError(
         f"no visual-token layout known for model type {config.model_type!r}; supported: llava_onevision, video_llava"
@@ -258,64 +217,11 @@ def _attention_widths(text_config) -> tuple[int, int]:
     return heads * head_dim, kv_heads * head_dim
 
 
-def patch_flops(
-    config: PatchConfig, visual: VisualLayout, side: SideLayout, matmul_only: bool = False
-) -> int:
-    """FLOPs of one :class:`~pave.patch.PavePatch` forward pass for one sample, as built.
-
-    Matrix products count 2 FLOPs per multiply-add (biases not counted), as
-    ``torch.utils.flop_counter.FlopCounterMode`` counts them. The rest follows the LLM's
-    convention: softmax 5 per score, LayerNorm 7 per element, GELU 2, residual add 1; RoPE is
-    not counted. Side signals shorter than T frames are interpolated to T frames first; every key
-    frame's window is padded to the longest one, and the padded keys are computed too. Windows
-    are those of ``alignment="chunk"``; timestamp windows can be wider or narrower.
-    """
-    d, heads = config.hidden_dim, config.num_heads
-    queries = visual.grid_tokens
-    side_frames = max(side.frames, visual.frames)  # after interpolation
-    memory = side_frames * side.tokens_per_frame
-    keys_per_query = math.ceil(side_frames / visual.frames) * side.tokens_per_frame
-
-    matmul = 2 * side.num_tokens * side.dim * d  # input mapping, before interpolation
-    if config.query_source != "learnable":
-        matmul += 2 * queries * config.query_dim * d
-    kv_projections = 1 if config.value_from_key else 2
-    matmul += config.num_layers * (
-        2 * queries * d * d  # q
-        + kv_projections * 2 * memory * d * d  # k, v
-        + 2 * (2 * queries * keys_per_query * d)  # Q K^T, then the value product
-        + 2 * (2 * queries * d * config.ffn_dim)  # feed-forward
-    )
-    matmul += 2 * queries * (d * config.output_mlp_dim + config.output_mlp_dim * config.output_dim)
-    if matmul_only:
-        return matmul
-    other = config.num_layers * (
-        5 * heads * queries * keys_per_query  # softmax
-        + 7 * d * queries  # feed-forward LayerNorm
-        + 2 * config.ffn_dim * queries  # GELU
-        + 2 * d * queries  # two residual adds
-    )
-    # Output MLP's GELU, output LayerNorm, and adding the delta to the visual tokens.
-    other += (2 * config.output_mlp_dim + 7 * config.output_dim + config.output_dim) * queries
-    return matmul + other
-
-
-def patch_config_for(config, visual: VisualLayout, side: SideLayout, learnable: bool = False) -> PatchConfig:
-    """The paper's patch for a base model and side channel (2 layers, width 512, 4 heads, ...).
-
-    Queries come from the vision features (or are learned per grid cell); RoPE is temporal for
-    side tokens without a spatial grid (audio), 3D otherwise.
-    """
-    return PatchConfig(
-        side_dim=side.dim,
-        query_dim=visual.feature_dim,
-        output_dim=config.text_config.hidden_size,
-        query_source="learnable" if learnable else "vision",
-        query_grid=visual.grid if learnable else None,
-        rope=rope_for_grid(side.grid),
-        side_grid=side.grid,
-        visual_grid=visual.grid,
-    )
+def method_config(method: str, visual: VisualLayout, side: SideLayout | None):
+    """The config a method's kind takes for a base's visual layout and a side channel, with the
+    method's own settings and otherwise the kind's defaults (the paper's sizes)."""
+    entry = get_method(method)
+    return get_kind(entry.kind).configure(visual, side, **entry.settings)
 
 
 def lora_parameters(text_config, rank: int = LORA_RANK) -> int:
@@ -351,54 +257,55 @@ def account(
     frames: int | None = None,
     text_tokens: int = TEXT_TOKENS,
     duration: float = DURATION,
-    patch_config: PatchConfig | None = None,
+    patch_config=None,
     lora_rank: int = LORA_RANK,
 ) -> Accounting:
     """Prefill FLOPs and parameters of ``base`` adapted by ``method`` with ``side_channel``.
 
+    The method's kind (:mod:`pave.methods`) sizes its module and counts its FLOPs; the module is
+    built on the meta device to count its parameters and, for adapters, the LLM tokens it makes.
+
     Args:
         base: anything :func:`load_base_config` takes.
-        method: one of :data:`METHODS`.
+        method: a registered method (:func:`pave.methods.methods`).
         side_channel: one of :data:`SIDE_CHANNELS`, or explicit :class:`SideLayout`.
         frames: key frames; the base family's default (32 for LLaVA-OneVision) if None.
         text_tokens: text tokens of the prompt.
         duration: video length in seconds, for audio and dense-video side channels.
-        patch_config: the patch to count instead of the paper's (``pave``/``pave-learnable``).
+        patch_config: the patch or adapter config to count instead of the method's default sizing.
         lora_rank: rank of the LoRA on the LLM.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    entry = get_method(method)
     config = load_base_config(base)
     visual = visual_layout(config, frames)
     if isinstance(side_channel, SideLayout):
         side, side_name = side_channel, "custom"
     else:
         side, side_name = side_layout(side_channel, visual.frames, duration), side_channel
-    uses_side = method in ("pave", "pave-learnable", "interleave")
-    if uses_side and side is None:
+    if entry.side == "required" and side is None:
         raise ValueError(f"method {method!r} needs a side channel; choose from {SIDE_CHANNELS[1:]}")
-    if not uses_side and side is not None:
+    if entry.side == "none" and side is not None:
         raise ValueError(f"method {method!r} uses no side channel, got {side_name!r}")
-    if patch_config is not None and method not in ("pave", "pave-learnable"):
-        raise ValueError(f"a patch_config applies to the pave methods, not to {method!r}")
+    if patch_config is not None and entry.kind is None:
+        raise ValueError(f"a patch_config applies to methods that add a module, not to {method!r}")
 
     text = config.text_config
     llm_tokens = visual.llm_tokens + text_tokens
     flops_patch = added = 0
-    if method in ("pave", "pave-learnable"):
-        patch_config = patch_config or patch_config_for(
-            config, visual, side, learnable=method == "pave-learnable"
-        )
-        flops_patch = patch_flops(patch_config, visual, side)
+    if entry.kind is not None:
+        kind = get_kind(entry.kind)
+        module_config = patch_config or method_config(method, visual, side)
+        flops_patch = kind.count_flops(module_config, visual, side)
         with torch.device("meta"):
-            added = parameter_count(PavePatch(patch_config)).total
-    elif method == "interleave":
-        llm_tokens += side.num_tokens
-        flops_patch, added = _interleave_projector(side, text.hidden_size)
-    trainable = 0 if method == "base" else lora_parameters(text, lora_rank) + added
+            module = kind.module_cls(module_config)
+        added = parameter_count(module).total
+        if isinstance(module, TokenAdapter):  # as the paper counts: the grid and extra tokens, no newline
+            layout = module.layout(TokenLayout(grid=visual.grid))
+            llm_tokens += layout.grid_tokens(visual.frames) + layout.extra - visual.grid_tokens
+    trainable = lora_parameters(text, lora_rank) + added if entry.lora else 0
     return Accounting(
         base=str(base) if isinstance(base, (str, os.PathLike)) else config.name_or_path or config.model_type,
-        method=method,
+        method=entry.name,
         side_channel=side_name,
         llm_tokens=llm_tokens,
         flops_llm=llm_prefill_flops(text, llm_tokens),
@@ -406,14 +313,6 @@ def account(
         params_total=base_parameters(config) + trainable,
         params_trainable=trainable,
     )
-
-
-def _interleave_projector(side: SideLayout, width: int) -> tuple[int, int]:
-    """FLOPs and parameters of the interleave baseline's projector: Linear(C_s -> D), GELU,
-    Linear(D -> D), the shape of LLaVA's multimodal projector, applied to every side token."""
-    flops = side.num_tokens * (2 * (side.dim * width + width * width) + 2 * width)
-    params = side.dim * width + width + width * width + width
-    return flops, params
 
 
 def format_table(rows: Iterable[tuple[str, Accounting]]) -> str:
@@ -453,7 +352,6 @@ def format_count(n: int) -> str:
 
 __all__ = [
     "BASES",
-    "METHODS",
     "SIDE_CHANNELS",
     "Accounting",
     "ParameterCount",
@@ -467,7 +365,7 @@ __all__ = [
     "load_base_config",
     "lora_parameters",
     "parameter_count",
-    "patch_config_for",
+    "method_config",
     "patch_flops",
     "side_layout",
     "visual_layout",

@@ -5,8 +5,6 @@ argument checking stay fast. The modules that implement them re-export them."""
 SIDE_CHANNEL_KINDS = ("audio", "video", "3d", "exo")
 # Base models whose configs are bundled (pave.configs), for FLOPs accounting without downloads.
 BUNDLED_BASES = ("llava-onevision-0.5b", "llava-onevision-7b", "video-llava-7b")
-# Methods `pave flops` accounts for (pave.flops).
-FLOPS_METHODS = ("base", "ft", "pave", "pave-learnable", "interleave")
 # The paper's accounting defaults (Appendix B.5): prompt tokens and video seconds.
 FLOPS_TEXT_TOKENS = 40  # following the paper's reference [55]
 FLOPS_DURATION = 120.0

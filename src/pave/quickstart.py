@@ -5,9 +5,10 @@ built-in encoder -> get the tiny base model (pre-trained on visual questions onl
 evaluate it zero-shot -> train LoRA without audio ("FT") -> train PAVE (patch + LoRA, with
 audio) -> evaluate both -> print a table shaped like the paper's Table 1.
 
-``methods`` picks any of :data:`METHODS`, which adds the paper's ablations (Table 4: PAVE with
-learnable queries, FT (interleave)) and the related systems' adapters (a Video-LLaMA Q-Former,
-PLLaVA pooling), each trained with LoRA on the same data and counted the same way.
+``methods`` picks any registered method (:mod:`pave.methods`), which adds the paper's ablations
+(Table 4: PAVE with learnable queries, FT (interleave)) and the related systems' adapters (a
+Video-LLaMA Q-Former, PLLaVA pooling), each trained with LoRA on the same data and counted the
+same way, at the sizes the method registers for the tiny base.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from transformers import Trainer
 from pave.data.datasets.base import load_samples
 from pave.data.synthetic import DATA_REVISION, SyntheticSpec, generate
 from pave.evaluation.evaluate import evaluate
+from pave.methods import Method, get_method
+from pave.methods import methods as registered_methods
 from pave.models.devices import resolve_device, resolve_dtype
 from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
@@ -44,16 +47,6 @@ MODALITIES = {"visual": "Visual", "audio": "Audio", "audio_visual": "Audio-Visua
 SYSTEM_PROMPT = "Answer the question about the video with one word."
 # Bumped whenever the tiny base or its pre-training changes, so cached bases are not reused.
 BASE_REVISION = 5
-# Method -> its row label; every one but zero-shot is trained with LoRA (``patch.method``).
-METHODS = {
-    "zero-shot": "Zero-shot",
-    "ft": "FT",
-    "interleave": "FT (interleave)",
-    "pave-learnable": "PAVE (learnable)",
-    "pave": "PAVE",
-    "qformer": "Q-Former (Video-LLaMA)",
-    "pooling": "Pooling (PLLaVA)",
-}
 DEFAULT_METHODS = ("zero-shot", "ft", "pave")
 
 
@@ -75,13 +68,8 @@ class QuickstartSettings:
     batch_size: int = 16
     lora_r: int = 16
     lora_alpha: int = 32
-    patch: dict = field(default_factory=lambda: {"hidden_dim": 64, "num_heads": 4, "ffn_dim": 128, "output_mlp_dim": 128})
-    # Video-LLaMA's shape (2 layers, 32 + 8 queries) scaled down to the tiny base's widths.
-    qformer: dict = field(
-        default_factory=lambda: {"hidden_size": 32, "num_heads": 4, "intermediate_size": 64, "video_queries": 8, "side_queries": 4, "max_side_frames": 16}
-    )
-    # PLLaVA halves each side of the grid and keeps every frame: 4 x 4 -> 2 x 2 on the tiny base.
-    pooling: dict = field(default_factory=lambda: {"grid": [2, 2]})
+    # Method -> its patch.config: the sizes each method registers for the tiny base.
+    configs: dict = field(default_factory=lambda: {m.name: dict(m.tiny) for m in registered_methods() if m.tiny})
 
     @classmethod
     def fast(cls, **overrides) -> QuickstartSettings:
@@ -98,11 +86,14 @@ def cache_dir() -> Path:
 
 
 def run(settings: QuickstartSettings, methods=DEFAULT_METHODS) -> dict:
-    """Run the whole pipeline for ``methods`` (keys of :data:`METHODS`, in the table's order);
+    """Run the whole pipeline for ``methods`` (registered method names, rows in that order);
     returns (and writes to ``OUT/results.json``) the table's rows."""
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        raise ValueError(f"unknown quickstart method(s) {unknown}; choose from {', '.join(METHODS)}")
+    chosen = {}
+    for name in methods:
+        try:
+            chosen.setdefault(name, get_method(name))
+        except ValueError as exc:
+            raise ValueError(f"quickstart: {exc}") from None
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     log_handler = logging.FileHandler(out / "quickstart.log", mode="w")
@@ -113,14 +104,14 @@ def run(settings: QuickstartSettings, methods=DEFAULT_METHODS) -> dict:
     pave_logger.setLevel(min(pave_logger.getEffectiveLevel(), logging.INFO))
     pave_logger.addHandler(log_handler)
     try:
-        return _run(settings, out, [m for m in METHODS if m in methods])
+        return _run(settings, out, chosen)
     finally:
         pave_logger.removeHandler(log_handler)
         pave_logger.setLevel(level)
         log_handler.close()
 
 
-def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
+def _run(settings: QuickstartSettings, out: Path, methods: dict[str, Method]) -> dict:
     torch.manual_seed(settings.seed)
     _forget_stale_results(settings, out)
     data_root = out / "data"
@@ -135,7 +126,7 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
     logger.info("[3/%d] base model", steps)
     base = settings.base or str(_link_base(pretrained_tiny_base(settings, data_root, annotations["pretrain"]), out))
 
-    def recipe(method: str) -> Recipe:
+    def recipe(name: str, method: Method) -> Recipe:
         overrides = [
             f"model.base={base}",
             f"model.num_frames={settings.num_frames}",
@@ -145,11 +136,11 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
             f"data.media_root={data_root}",
             f"data.features={{audio: {audio_store}}}",
             f"data.system_prompt={SYSTEM_PROMPT}",
-            f"patch.method={method}",
+            f"patch.method={method.name}",
             f"lora.r={settings.lora_r}",
             f"lora.alpha={settings.lora_alpha}",
             "lora.dropout=0.0",
-            f"train.output_dir={out / method}",
+            f"train.output_dir={out / name}",
             f"train.epochs={settings.epochs}",
             f"train.learning_rate={settings.learning_rate}",
             f"train.global_batch_size={settings.batch_size}",
@@ -159,22 +150,24 @@ def _run(settings: QuickstartSettings, out: Path, methods: list[str]) -> dict:
             "train.logging_steps=20",
             f"train.visual_cache_dir={out / 'visual-cache'}",
         ]
-        return _with_method(load_recipe(None, overrides), method, settings)
+        recipe = load_recipe(None, overrides)
+        recipe.patch.side_channel = "audio"
+        recipe.patch.config = dict(settings.configs.get(method.name, {}))
+        return recipe
 
     rows, trained = [], {}
     device = resolve_device()  # training goes there too (the Trainer's own choice)
     dtype = resolve_dtype(settings.dtype, device)
-    for step, method in enumerate(methods, start=4):
-        label = METHODS[method]
-        if method == "zero-shot":
-            logger.info("[%d/%d] zero-shot evaluation of the base", step, steps)
+    for step, (name, method) in enumerate(methods.items(), start=4):
+        if not method.trains:
+            logger.info("[%d/%d] %s: evaluation of the base", step, steps, method.label)
             model = PatchedModel.from_base(base, dtype=dtype)
         else:
-            logger.info("[%d/%d] %s: training, then evaluation", step, steps, label)
-            trained[method] = train(recipe(method))
-            model = PatchedModel.from_pretrained(trained[method], base=base, dtype=dtype)
+            logger.info("[%d/%d] %s: training, then evaluation", step, steps, method.label)
+            trained[method.name] = train(recipe(name, method))
+            model = PatchedModel.from_pretrained(trained[method.name], base=base, dtype=dtype)
         model.to(device)
-        rows.append(_evaluate(method, model, base, settings, data_root, annotations, audio_store, out))
+        rows.append(_evaluate(name, method, model, base, settings, data_root, annotations, audio_store, out))
     results = {"settings": _jsonable(asdict(settings)), "patch_dir": str(trained.get("pave", "")), "rows": rows}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -197,7 +190,7 @@ def _forget_stale_results(settings: QuickstartSettings, out: Path) -> None:
     current = _jsonable(asdict(settings))
     if record.exists() and json.loads(record.read_text()) != current:
         logger.info("%s holds a run with other settings; starting its models and predictions afresh", out)
-        runs = [m for m in METHODS if m != "zero-shot"]
+        runs = [n for m in registered_methods() if m.trains for n in (m.name, *m.aliases)]
         for stale in (*runs, *(f"{m}-work" for m in runs), "visual-cache"):  # -work: their checkpoints
             shutil.rmtree(out / stale, ignore_errors=True)
         for stale in out.glob("predictions_*.jsonl"):
@@ -205,28 +198,19 @@ def _forget_stale_results(settings: QuickstartSettings, out: Path) -> None:
     record.write_text(json.dumps(current, indent=2) + "\n")
 
 
-def _with_method(recipe: Recipe, method: str, settings: QuickstartSettings) -> Recipe:
-    """The recipe's patch section for a method: the patch or adapter sizes of ``settings``."""
-    recipe.patch.side_channel = "audio"
-    recipe.patch.config = dict(
-        {"pave": settings.patch, "pave-learnable": settings.patch, "qformer": settings.qformer, "pooling": settings.pooling}.get(method, {})
-    )
-    return recipe
-
-
-def _evaluate(method, model, base, settings, data_root, annotations, audio_store, out) -> dict:
+def _evaluate(name, method, model, base, settings, data_root, annotations, audio_store, out) -> dict:
     """Answer the test split, score it with Music-AVQA's protocol and count its cost."""
     processor = VideoChatProcessor.from_pretrained(base, model, SYSTEM_PROMPT)
     report = evaluate(
         model, processor, TASK, [annotations["test"]], data_root, out, {"audio": audio_store},
         num_frames=settings.num_frames, batch_size=settings.batch_size, max_new_tokens=4,
-        visual_cache=out / "visual-cache", run_name=method.replace("-", "_"),
+        visual_cache=out / "visual-cache", run_name=name.replace("-", "_"),
     )
     metrics, cost = report["metrics"], report["cost"]
     accuracy = {key: metrics.get(f"accuracy/modality={name}", 0.0) for key, name in MODALITIES.items()}
     accuracy["overall"] = metrics.get("accuracy", 0.0)
     return {
-        "method": METHODS[method],
+        "method": method.label,
         "accuracy": accuracy,
         "llm_tokens": cost["llm_tokens"],
         "tflops": cost["tflops_total"],

@@ -1,8 +1,9 @@
 """The alternatives PAVE is compared with, each a patch kind of its own.
 
 Every adapter is a folder with ``config.py`` (a JSON-serialised dataclass), its module, and an
-``__init__.py`` that registers the kind, so ``PatchedModel`` adds, trains, saves and loads it
-like a patch:
+``__init__.py`` that registers its kind and method in :mod:`pave.methods` (how it sizes itself
+for a base and a side channel, its FLOPs, its label), so training, ``PatchedModel``, ``pave
+flops``, cost reports and the quickstart handle it like a patch:
 
 - ``interleave``: side tokens projected to the LLM width and appended to the video's tokens (the
   paper's FT (interleave));
@@ -13,20 +14,12 @@ PAVE with learnable queries is a :class:`~pave.patch.PatchConfig` setting
 (``query_source="learnable"``), and LoRA-only fine-tuning needs no adapter.
 """
 
-from pave.adapters.base import (
-    ADAPTER_KINDS,
-    AdapterConfig,
-    AdapterOutput,
-    TokenAdapter,
-    TokenLayout,
-    register_adapter,
-)
+from pave.adapters.base import AdapterConfig, AdapterOutput, TokenAdapter, TokenLayout
 from pave.adapters.interleave import InterleaveAdapter, InterleaveConfig
 from pave.adapters.pooling import PoolingAdapter, PoolingConfig
 from pave.adapters.qformer import QFormerAdapter, QFormerConfig
 
 __all__ = [
-    "ADAPTER_KINDS",
     "AdapterConfig",
     "AdapterOutput",
     "InterleaveAdapter",
@@ -37,5 +30,4 @@ __all__ = [
     "QFormerConfig",
     "TokenAdapter",
     "TokenLayout",
-    "register_adapter",
 ]

@@ -1,5 +1,5 @@
-"""What every adapter shares: its config base class, its module interface, the token layout it
-changes, and the registry that makes it a patch kind.
+"""What every adapter shares: its config base class, its module interface and the token layout it
+changes. Each adapter folder registers its kind and method in :mod:`pave.methods`.
 
 A PAVE patch adds a delta to the visual tokens and leaves their number alone. The adapters here
 are the alternatives the paper and the related systems use, and most of them change *which*
@@ -19,7 +19,6 @@ The processor must expand the ``<video>`` placeholder to exactly that many token
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,19 +134,3 @@ class TokenAdapter(nn.Module):
     def layout(self, layout: TokenLayout) -> TokenLayout:
         """The token layout after this adapter, given the one before it."""
         raise NotImplementedError
-
-
-# Adapter kinds: name -> (config class, module class). ``pave.models.patched.PATCH_KINDS`` sees them.
-ADAPTER_KINDS: dict[str, tuple[type[AdapterConfig], type[TokenAdapter]]] = {}
-_KIND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-
-
-def register_adapter(kind: str, config_cls: type[AdapterConfig], module_cls: type[TokenAdapter]) -> None:
-    """Make ``kind`` a patch kind: saved adapters record it and loading dispatches on it."""
-    if not _KIND_NAME.match(kind):
-        raise ValueError(f"adapter kind {kind!r} must be lower case letters, digits, '-' or '_'")
-    if kind in ADAPTER_KINDS or kind == "pave":
-        raise ValueError(f"adapter kind {kind!r} is already registered")
-    if not (issubclass(config_cls, AdapterConfig) and issubclass(module_cls, TokenAdapter)):
-        raise TypeError(f"{kind}: expected an AdapterConfig and a TokenAdapter subclass")
-    ADAPTER_KINDS[kind] = (config_cls, module_cls)

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_METHODS, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
+from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +29,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="{" + ",".join(BUNDLED_BASES) + ",PATH}",
         help="a bundled base model, or a transformers config file, model directory or cached model id",
     )
-    parser.add_argument("--method", choices=FLOPS_METHODS, required=True)
+    parser.add_argument(
+        "--method", required=True, metavar="METHOD", help="a registered method: base, ft, pave, ... (`pave methods`)"
+    )
     parser.add_argument(
         "--side-channel",
         choices=("none", *SIDE_CHANNEL_KINDS),
         default="none",
-        help="needed by pave, pave-learnable, interleave: tokens as the paper's encoders give them",
+        help="for methods that read one (`pave methods`): tokens as the paper's encoders give them",
     )
     parser.add_argument(
         "--features",
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if not len(store):
             raise ValueError(f"{store.path}: the feature store is empty")
         item = store.get(store.ids()[0])
-        side = flops.SideLayout(frames=item.tokens.shape[0], grid=item.grid, dim=item.dim)
+        side = flops.SideLayout.of(item.tokens)
     try:
         result = flops.account(
             args.base,

@@ -34,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--methods",
         default="zero-shot,ft,pave",
         help=(
-            "comma-separated methods, from zero-shot, ft, interleave (FT (interleave)), pave-learnable, "
-            "pave, qformer (Video-LLaMA), pooling (PLLaVA) (default: %(default)s)"
+            "comma-separated registered methods, table rows in that order (`pave methods` lists them; "
+            "default: %(default)s)"
         ),
     )
     parser.set_defaults(func=run)
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     settings.out, settings.seed, settings.base, settings.dtype = args.out, args.seed, args.base, args.dtype
     settings.data.seed = args.seed
     if args.base:  # a real checkpoint: the paper's patch, LoRA and frame count, smaller batches
-        settings.patch, settings.lora_r, settings.lora_alpha, settings.num_frames, settings.batch_size = {}, 64, 16, 32, 4
+        settings.configs, settings.lora_r, settings.lora_alpha, settings.num_frames, settings.batch_size = {}, 64, 16, 32, 4
     results = run(settings, methods=[m.strip() for m in args.methods.split(",") if m.strip()])
     print(format_table(results["rows"]))
     print(f"\nresults: {settings.out}/results.json" + (f"   patch: {results['patch_dir']}" if results["patch_dir"] else ""))

@@ -19,11 +19,9 @@ name and stack.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-from collections import ChainMap
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +31,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pave import __version__
-from pave.adapters import ADAPTER_KINDS, AdapterConfig, TokenAdapter, TokenLayout
+from pave.adapters import AdapterConfig, TokenAdapter, TokenLayout
 from pave.adapters.base import NEWLINE_POSITIONS
 from pave.files import read_utf8, write_atomic, write_text
+from pave.methods import Method, SideLayout, get_kind, kind_of, kinds, method_for
 from pave.models import llava_onevision as family
 from pave.models.devices import resolve_dtype
 from pave.models.llava_onevision import VisualTokens
-from pave.patch import PatchAttention, PatchConfig, PavePatch
-from pave.patch.config import rope_for_grid
+from pave.patch import PatchAttention, PatchConfig
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +47,6 @@ PATCH_WEIGHTS_NAME = "patch.safetensors"
 LORA_CONFIG_NAME = "adapter_config.json"
 LORA_WEIGHTS_NAME = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-
-# Patch kinds: name -> (config class, module class). Adapters register through
-# ``pave.adapters.register_adapter``; this view sees them as they are added.
-PATCH_KINDS: Mapping[str, tuple[type, type[nn.Module]]] = ChainMap({"pave": (PatchConfig, PavePatch)}, ADAPTER_KINDS)
-
 
 @dataclass
 class SideInputs:
@@ -142,46 +135,33 @@ class PatchedModel(nn.Module):
         )
         self.base = get_peft_model(self.base, lora)
 
+    def new_config(self, kind: str, side: SideLayout | None = None, key_frames: int | None = None, **settings):
+        """A config of a registered ``kind`` (:mod:`pave.methods`) sized for this base: the widths
+        and token grid it takes from the base and, given its layout, from a side channel;
+        ``key_frames`` per video default to the family's; ``settings`` set or override any field."""
+        from pave.flops import visual_layout
+
+        visual = visual_layout(self.config, key_frames)
+        return get_kind(kind).configure(visual, side, **({"base_model": self.base_name} | settings))
+
     def patch_config(self, side_dim: int, side_channel: str | None = None, side_grid=(1, 1), **overrides) -> PatchConfig:
-        """A :class:`PatchConfig` sized for this base: query and output widths, token grid, and
-        temporal RoPE for side tokens without a spatial grid (such as audio)."""
-        query_source = overrides.get("query_source", "vision")
-        defaults = dict(
-            side_dim=side_dim,
-            query_dim=family.query_dim(self.config, query_source),
-            output_dim=self.config.text_config.hidden_size,
-            rope=rope_for_grid(side_grid),
-            side_channel=side_channel,
-            side_grid=tuple(side_grid),
-            base_model=self.base_name,
-            visual_grid=family.visual_grid(self.config),
-        )
-        if query_source == "learnable":
-            defaults["query_grid"] = defaults["visual_grid"]
-        defaults.update(overrides)
-        return PatchConfig(**defaults)
+        """A :class:`PatchConfig` for side tokens ``side_dim`` wide on ``side_grid``, sized for this
+        base (:meth:`new_config` of kind ``pave``; a patch's size does not depend on how many side
+        frames a sample has)."""
+        side = SideLayout(frames=1, grid=tuple(side_grid), dim=side_dim)
+        return self.new_config("pave", side, side_channel=side_channel, **overrides)
 
     def adapter_config(self, kind: str, **overrides) -> AdapterConfig:
-        """A config of adapter ``kind`` (see :mod:`pave.adapters`) sized for this base: the
-        fields it has among the LLM width (``output_dim``), the vision-feature width
-        (``query_dim``) and ``base_model`` come from the base; ``overrides`` set the rest."""
-        if kind not in ADAPTER_KINDS:
-            raise ValueError(f"unknown adapter kind {kind!r}; known: {sorted(ADAPTER_KINDS)}")
-        config_cls = ADAPTER_KINDS[kind][0]
-        known = {f.name for f in dataclasses.fields(config_cls)}
-        from_base = {
-            "output_dim": self.config.text_config.hidden_size,
-            "query_dim": family.query_dim(self.config, "vision"),
-            "base_model": self.base_name,
-        }
-        return config_cls(**{k: v for k, v in from_base.items() if k in known} | overrides)
+        """A config of adapter ``kind`` (see :mod:`pave.adapters`) sized for this base; ``overrides``
+        set the rest, side-channel fields included (:meth:`new_config` without a side layout)."""
+        return self.new_config(kind, **overrides)
 
     def add_patch(self, name: str, patch: PatchConfig | AdapterConfig | nn.Module, trainable: bool = True) -> nn.Module:
         """Add a patch or adapter under ``name``; a config builds a new module (a new patch's
         output is zero)."""
         if name in self.patches:
             raise ValueError(f"a patch named {name!r} already exists")
-        module = _module_for(patch) if isinstance(patch, (PatchConfig, AdapterConfig)) else patch
+        module = kind_of(patch).module_cls(patch) if isinstance(patch, (PatchConfig, AdapterConfig)) else patch
         self.check_compatible(module.config, source=name)
         module.to(next(self.llava.parameters()).device)
         module.requires_grad_(trainable)
@@ -268,6 +248,12 @@ class PatchedModel(nn.Module):
             if isinstance(module, TokenAdapter):
                 layout = module.layout(layout)
         return layout
+
+    @property
+    def method(self) -> Method:
+        """The registered method (:mod:`pave.methods`) of the first active patch, with or without LoRA."""
+        first = self.active_patches[:1]
+        return method_for(self.patches[first[0]].config if first else None, lora=self.has_lora)
 
     @property
     def side_channels(self) -> list[str]:
@@ -433,7 +419,7 @@ class PatchedModel(nn.Module):
             config = module.config
             if config.base_model is None:
                 config.base_model = self.base_name
-            record = patch_record(kind_of(module), name, config, self.newline_position)
+            record = patch_record(kind_of(module).name, name, config, self.newline_position)
             write_text(directory / PATCH_CONFIG_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
             state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
             metadata = {"format": "pt", "kind": record["kind"]}
@@ -558,11 +544,12 @@ def read_patch_config(directory: str | Path) -> tuple[PatchConfig | AdapterConfi
     for key in ("kind", "config"):
         if key not in record:
             raise ValueError(f"{path}: missing field {key!r}")
-    if record["kind"] not in PATCH_KINDS:
-        raise ValueError(f"{path}: unknown patch kind {record['kind']!r}; known: {sorted(PATCH_KINDS)}")
-    config_cls, module_cls = PATCH_KINDS[record["kind"]]
-    config = config_cls.from_dict(record["config"], source=str(path))
-    return config, module_cls, record.get("name", Path(directory).name)
+    known = kinds()
+    if record["kind"] not in known:
+        raise ValueError(f"{path}: unknown patch kind {record['kind']!r}; known: {sorted(known)}")
+    kind = known[record["kind"]]
+    config = kind.config_cls.from_dict(record["config"], source=str(path))
+    return config, kind.module_cls, record.get("name", Path(directory).name)
 
 
 def patch_record(kind: str, name: str, config, newline_position: str, **provenance) -> dict:
@@ -632,22 +619,6 @@ def recorded_base(directory: str | Path) -> str:
     if not base:
         raise ValueError(f"{directory}: no base model recorded; pass base=...")
     return base
-
-
-def _module_for(config: PatchConfig | AdapterConfig) -> nn.Module:
-    """A new module of the kind whose config class ``config`` is."""
-    for config_cls, module_cls in PATCH_KINDS.values():
-        if type(config) is config_cls:
-            return module_cls(config)
-    raise ValueError(f"{type(config).__name__} is not the config of a registered patch kind")
-
-
-def kind_of(module: nn.Module) -> str:
-    """The registered kind (``pave``, ``interleave``, ...) of a patch or adapter module."""
-    for kind, (_, module_cls) in PATCH_KINDS.items():
-        if type(module) is module_cls:
-            return kind
-    raise ValueError(f"{type(module).__name__} is not a registered patch kind")
 
 
 def _load_safetensors(path: Path, check_only: bool = False) -> dict[str, torch.Tensor] | None:

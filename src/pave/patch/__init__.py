@@ -4,6 +4,7 @@
 >>> patch = PavePatch(PatchConfig(side_dim=1024, query_dim=1152, output_dim=896))
 """
 
+from pave.patch import method as _registration  # noqa: F401  (registers the ``pave`` kind)
 from pave.patch.config import PatchConfig
 from pave.patch.patch import PatchAttention, PatchOutput, PavePatch, count_parameters
 

@@ -14,11 +14,11 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from pave.adapters.base import NEWLINE_POSITIONS
 from pave.data.datasets.base import load_samples
 from pave.files import write_text
+from pave.methods import SideLayout, get_method, kind_of
 from pave.models.devices import resolve_dtype
 from pave.models.patched import (
     LORA_CONFIG_NAME,
     PATCH_CONFIG_NAME,
-    PATCH_KINDS,
     PatchedModel,
     read_patch_config,
     recorded_newline_position,
@@ -31,21 +31,9 @@ from pave.training.trainer import PatchTrainer, training_arguments
 
 logger = logging.getLogger(__name__)
 
-# patch.method -> the patch kind it trains (None: LoRA only).
-METHOD_KINDS = {
-    "ft": None,
-    "pave": "pave",
-    "pave-learnable": "pave",
-    "interleave": "interleave",
-    "qformer": "qformer",
-    "pooling": "pooling",
-}
-
-
 def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
     """The base with frozen earlier patches, LoRA and the new patch or adapter, and its processor."""
-    if recipe.patch.method not in METHOD_KINDS:
-        raise ValueError(f"patch.method must be one of {sorted(METHOD_KINDS)}, got {recipe.patch.method!r}")
+    method = _trained_method(recipe.patch.method)
     try:
         dtype = resolve_dtype(recipe.model.dtype)
     except ValueError as exc:
@@ -70,45 +58,45 @@ def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
         model.load_lora(init_lora[-1], trainable=True)
     elif recipe.lora.enabled:
         model.add_lora(r=recipe.lora.r, alpha=recipe.lora.alpha, dropout=recipe.lora.dropout)
-    add_method(model, recipe)
+    add_method(model, recipe, method)
     return model, VideoChatProcessor.from_pretrained(recipe.model.base, model, recipe.data.system_prompt)
 
 
-def add_method(model: PatchedModel, recipe: Recipe) -> None:
-    """Add the trainable patch or adapter of ``patch.method`` (nothing for ``ft``), sized from
-    the base and from the first item of its side channel's feature store."""
+def _trained_method(name: str):
+    """The registered method ``patch.method`` names; the frozen base is not trained."""
+    try:
+        method = get_method(name)
+    except ValueError as exc:
+        raise ValueError(f"patch.method: {exc}") from None
+    if not method.trains:
+        raise ValueError(f"patch.method={name} is the base model alone: there is nothing to train")
+    return method
+
+
+def add_method(model: PatchedModel, recipe: Recipe, method) -> None:
+    """Add the trainable patch or adapter of ``method`` (nothing for ``ft``), sized by its kind
+    from the base and from the first item of its side channel's feature store."""
     section = recipe.patch
-    kind = METHOD_KINDS[section.method]
-    if kind is None:
+    if method.kind is None:
         return
     if section.init_from:
-        if read_patch_config(section.init_from)[1] is not PATCH_KINDS[kind][1]:
-            raise ValueError(f"patch.init_from={section.init_from} does not hold a {kind!r} patch")
+        if kind_of(read_patch_config(section.init_from)[0]).name != method.kind:
+            raise ValueError(f"patch.init_from={section.init_from} does not hold a {method.kind!r} patch")
         if section.config:
             logger.warning("patch.config is ignored: the config comes with patch.init_from")
         model.load_patch(section.init_from, name=section.name, trainable=True)
         return
     channel = section.side_channel
-    if kind in ("pave", "interleave") and channel is None:
+    if method.side == "required" and channel is None:
         raise ValueError(f"patch.method={section.method} needs patch.side_channel")
-    uses_side = kind != "pooling" and channel is not None
-    first = _first_side_item(recipe, channel) if uses_side else None
-    if kind == "pave":
-        overrides = {"query_source": "learnable"} if section.method == "pave-learnable" else {}
-        config = model.patch_config(
-            side_dim=first.dim,
-            side_channel=channel,
-            side_grid=first.grid,
-            side_encoder=first.encoder,
-            **(overrides | section.config),
-        )
-    else:
-        side_fields = {"side_dim": None} if kind == "qformer" else {}  # no channel: the video branch only
-        if uses_side:
-            side_fields = {"side_channel": channel, "side_dim": first.dim, "side_encoder": first.encoder}
-            if kind == "interleave":
-                side_fields |= {"side_grid": first.grid, "side_frames": first.tokens.shape[0]}
-        config = model.adapter_config(kind, **(side_fields | section.config))
+    uses_side = method.side != "none" and channel is not None
+    settings = dict(method.settings) | section.config
+    side = None
+    if uses_side:
+        first = _first_side_item(recipe, channel)
+        side = SideLayout.of(first.tokens)
+        settings = {"side_channel": channel, "side_encoder": first.encoder} | settings
+    config = model.new_config(method.kind, side, key_frames=recipe.model.num_frames, **settings)
     model.add_patch(section.name or (channel if uses_side else section.method), config)
 
 
