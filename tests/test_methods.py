@@ -96,6 +96,7 @@ def test_a_registered_adapter_trains_saves_loads_and_is_counted(gate, tiny_model
     width = model.config.text_config.hidden_size
     assert cost.flops_patch == 2 * side.dim * 3 * width  # the summary Linear on one mean token
 
+    capsys.readouterr()  # drop the trainer's log lines
     assert main(["methods", "--json"]) == 0
     listed = {row["method"]: row for row in json.loads(capsys.readouterr().out)}
     assert listed["gate"]["kind"] == "gate" and listed["gate"]["side channel"] == "required"
@@ -109,7 +110,7 @@ def test_aliases_and_unknown_names():
 
 
 def test_method_of_a_config_is_the_most_specific_match():
-    vision = PatchConfig(side_dim=8, query_dim=8, output_dim=8, hidden_dim=8, num_heads=2, ffn_dim=8, output_mlp_dim=8)
+    vision = PatchConfig(side_dim=8, query_dim=8, output_dim=8, hidden_dim=16, num_heads=2, ffn_dim=8, output_mlp_dim=8)
     learnable = dataclasses.replace(vision, query_source="learnable", query_grid=(2, 2))
     assert method_for(vision, lora=True).name == "pave"
     assert method_for(learnable, lora=True).name == "pave-learnable"

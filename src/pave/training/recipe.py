@@ -41,10 +41,11 @@ class ModelSection:
 class PatchSection:
     """The patch or adapter to train (see docs/guides/adapters.md).
 
-    ``method``: ``pave`` (patch + LoRA), ``pave-learnable`` (the patch with learnable queries),
-    ``ft`` (LoRA only, no side channel), ``interleave`` (side tokens as extra LLM tokens),
-    ``qformer`` (Video-LLaMA's video and audio Q-Formers) or ``pooling`` (PLLaVA's pooling of
-    the visual tokens). ``side_channel`` names the feature store in ``data.features`` it reads
+    ``method``: a registered method (``pave methods`` lists them): ``pave`` (patch + LoRA),
+    ``pave-learnable`` (the patch with learnable queries), ``ft`` (LoRA only, no side channel),
+    ``interleave`` (side tokens as extra LLM tokens), ``qformer`` (Video-LLaMA's video and audio
+    Q-Formers), ``pooling`` (PLLaVA's pooling of the visual tokens) or one of your own.
+    ``side_channel`` names the feature store in ``data.features`` it reads
     (``null`` gives a Q-Former without its audio branch). ``init_patches``: saved patches loaded
     frozen before training (stage-wise multi-patch training, paper Sec. 4.4). ``init_from``: a
     saved patch or adapter of the same method that the trained one starts from (and its LoRA,

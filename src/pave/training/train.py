@@ -14,7 +14,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from pave.adapters.base import NEWLINE_POSITIONS
 from pave.data.datasets.base import load_samples
 from pave.files import write_text
-from pave.methods import SideLayout, get_method, kind_of
+from pave.methods import SideLayout, get_method, kind_of, methods
 from pave.models.devices import resolve_dtype
 from pave.models.patched import (
     LORA_CONFIG_NAME,
@@ -66,8 +66,9 @@ def _trained_method(name: str):
     """The registered method ``patch.method`` names; the frozen base is not trained."""
     try:
         method = get_method(name)
-    except ValueError as exc:
-        raise ValueError(f"patch.method: {exc}") from None
+    except ValueError:
+        trainable = ", ".join(m.name for m in methods() if m.trains)
+        raise ValueError(f"patch.method must be one of {trainable} (pave methods lists them), got {name!r}") from None
     if not method.trains:
         raise ValueError(f"patch.method={name} is the base model alone: there is nothing to train")
     return method
