@@ -18,8 +18,8 @@ from pave.flops import account
 from pave.methods import Kind, Method, SideLayout, base_fields, get_method, method_for, register
 from pave.models.patched import PatchedModel
 from pave.patch import PatchConfig
+from pave.recipes import load_recipe
 from pave.sidechannels.store import FeatureStore
-from pave.training.recipe import load_recipe
 from pave.training.train import train
 
 

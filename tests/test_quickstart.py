@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
+from pave.batching import QACollator, QADataset, store_source
 from pave.data.datasets.base import load_samples
 from pave.inference import load_for_inference
 from pave.quickstart import QuickstartSettings, run
 from pave.sidechannels.store import FeatureStore
-from pave.training.data import QACollator, QADataset, store_source
 
 ROW_KEYS = {"method", "accuracy", "tflops", "params_total", "params_trainable"}
 ACCURACY_KEYS = {"visual", "audio", "audio_visual", "overall"}

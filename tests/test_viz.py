@@ -33,7 +33,7 @@ def test_window_attention_averages_layers_heads_and_queries():
     expected = torch.stack(attention.weights)[:, 0, 0].mean((0, 1, 2)).view(2, 2, 2)
     np.testing.assert_allclose(full.weights, expected.numpy(), rtol=1e-6)
     assert full.weights.sum() == pytest.approx(1.0) and not full.temporal
-    assert full.frames.tolist() == [0, 1] and full.times is None
+    assert full.frames.tolist() == [0, 1] and full.timestamps is None
 
     picked = window_attention(attention, 0, GRID, queries=[(1, 2), 0], layer=1, head=0)
     expected = attention.weights[1][0, 0, 0, [5, 0]].mean(0).view(2, 2, 2)
@@ -42,10 +42,10 @@ def test_window_attention_averages_layers_heads_and_queries():
 
 
 def test_padded_window_slots_are_dropped():
-    window = window_attention(hand_made(), 1, GRID, side_times=torch.tensor([0.5, 1.5, 2.5]))
+    window = window_attention(hand_made(), 1, GRID, side_timestamps=torch.tensor([0.5, 1.5, 2.5]))
     assert window.frames.tolist() == [2] and window.temporal
     assert window.weights.shape == (1, 1, 1) and window.weights.sum() == pytest.approx(1.0)
-    assert window.times.tolist() == [2.5]
+    assert window.timestamps.tolist() == [2.5]
 
 
 def test_bad_queries_and_frames_are_refused():
@@ -83,7 +83,7 @@ def test_frame_attention_is_a_band_from_a_real_patch():
 @pytest.mark.parametrize("side_grid", [(1, 1), (2, 2)])
 def test_heatmap_png_has_the_requested_size(tmp_path, side_grid):
     attention = hand_made(side_grid)
-    window = window_attention(attention, 0, GRID, queries=[4], side_times=np.array([0.0, 0.5, 1.0]))
+    window = window_attention(attention, 0, GRID, queries=[4], side_timestamps=np.array([0.0, 0.5, 1.0]))
     key = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     sides = [np.full((40, 40, 3), 90 * i, dtype=np.uint8) for i in range(2)]
     path = save_heatmap(
@@ -116,9 +116,9 @@ def test_a_short_side_channel_shows_its_real_frames_not_a_diagonal():
     times = torch.tensor([0.5, 1.5])
     raw = frame_attention(out.attention, GRID)
     assert raw.shape == (4, 4) and np.allclose(raw, np.eye(4), atol=1e-6)
-    real = frame_attention(out.attention, GRID, side_times=times)
+    real = frame_attention(out.attention, GRID, side_timestamps=times)
     assert real.shape == (4, 2)
     np.testing.assert_allclose(real.sum(1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(real[:, 0], [1, 2 / 3, 1 / 3, 0], atol=1e-6)  # the interpolation's own shares
-    window = window_attention(out.attention, 1, GRID, side_times=times)
-    assert window.interpolated == (2, 4) and window.times.tolist() == [0.5, 1.5]
+    window = window_attention(out.attention, 1, GRID, side_timestamps=times)
+    assert window.interpolated == (2, 4) and window.timestamps.tolist() == [0.5, 1.5]

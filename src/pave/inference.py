@@ -96,7 +96,7 @@ class Inputs:
     sources: dict[str, str]
 
     def side_inputs(self, device: torch.device) -> dict[str, SideInputs]:
-        """The side channels as a batch of one: tokens (1, T_s, s_h, s_w, C_s), times (1, T_s)."""
+        """The side channels as a batch of one: tokens (1, T_s, s_h, s_w, C_s), timestamps (1, T_s)."""
         return {
             name: SideInputs(c.tokens[None].to(device), None, c.timestamps[None].to(device))
             for name, c in self.side.items()
@@ -157,7 +157,7 @@ class Answerer:
         Raises:
             MissingSideChannel: a patch's side channel was not given and is not in the video.
         """
-        from pave.training.data import key_frames
+        from pave.data.keyframes import key_frames
 
         video = Path(video)
         side = dict(side or {})
@@ -321,9 +321,11 @@ class Answerer:
         grid = tuple(inputs.visual.tokens.shape[2:4])
         key_frame = inputs.visual.tokens.shape[1] // 2 if key_frame is None else key_frame
         reduce = dict(queries=queries, layer=layer, head=head)
-        times = inputs.side[channel].timestamps
-        window = viz.window_attention(attention[patch], key_frame, grid, side_times=times, **reduce)
-        matrix = viz.frame_attention(attention[patch], grid, side_times=times, **reduce) if window.temporal else None
+        timestamps = inputs.side[channel].timestamps
+        window = viz.window_attention(attention[patch], key_frame, grid, side_timestamps=timestamps, **reduce)
+        matrix = (
+            viz.frame_attention(attention[patch], grid, side_timestamps=timestamps, **reduce) if window.temporal else None
+        )
         title = f"patch {patch!r} ({channel}): cross-attention of key frame {key_frame}, {inputs.video.name}"
         return viz.save_heatmap(
             path, window, key_image=inputs.frames.frames[key_frame], matrix=matrix, size=size, title=title
@@ -436,7 +438,7 @@ def load_for_inference(
     """
 
     from pave.models.processor import VideoChatProcessor
-    from pave.training.recipe import load_recipe
+    from pave.recipes import load_recipe
 
     dirs = [Path(p) for p in patches]
     if not dirs and not base:

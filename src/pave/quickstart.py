@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import Trainer
 
+from pave.batching import QACollator, QADataset
 from pave.data.datasets.base import load_samples
 from pave.data.synthetic import DATA_REVISION, SyntheticSpec, generate
 from pave.evaluation.evaluate import evaluate
@@ -34,9 +35,8 @@ from pave.models.devices import resolve_device, resolve_dtype
 from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
 from pave.models.tiny import TinySizes, save_tiny_model
+from pave.recipes import Recipe, load_recipe
 from pave.sidechannels.extract import extract
-from pave.training.data import QACollator, QADataset
-from pave.training.recipe import Recipe, load_recipe
 from pave.training.train import train
 from pave.training.trainer import training_arguments
 

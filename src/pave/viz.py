@@ -38,19 +38,19 @@ class WindowAttention:
             queries, heads and layers); sums to 1 over the window.
         frames: (L,) index of each side frame among the patch's side frames (after the
             interpolation in time that a side channel shorter than T gets).
-        times: (L,) seconds of each side frame, or None when no side timestamps were given.
+        timestamps: (L,) seconds of each side frame, or None when no side timestamps were given.
         key_frame: the key frame the queries belong to.
         queries: (Q,) flat indices of the query tokens in the (h, w) grid.
         query_grid: (h, w).
         interpolated: (T_s, T) when the side channel had fewer frames than the T key frames and
-            the patch read it interpolated in time; ``frames``, ``weights`` and ``times`` are then
+            the patch read it interpolated in time; ``frames``, ``weights`` and ``timestamps`` are then
             mapped back onto its T_s real frames (each interpolated frame's weight split between
             the two real frames it was made of, with the interpolation's own coefficients).
     """
 
     weights: np.ndarray
     frames: np.ndarray
-    times: np.ndarray | None
+    timestamps: np.ndarray | None
     key_frame: int
     queries: np.ndarray
     query_grid: tuple[int, int]
@@ -69,7 +69,7 @@ def window_attention(
     queries: Queries | None = None,
     layer: int | None = None,
     head: int | None = None,
-    side_times: torch.Tensor | np.ndarray | None = None,
+    side_timestamps: torch.Tensor | np.ndarray | None = None,
     sample: int = 0,
 ) -> WindowAttention:
     """Reduce a patch's attention weights to one key frame's window.
@@ -80,7 +80,7 @@ def window_attention(
         query_grid: (h, w) of the visual tokens, to read (row, column) queries.
         queries: the query tokens to average over; None for every token of the key frame.
         layer, head: pick one layer / head; None averages over all of them.
-        side_times: (T_s,) seconds of the side frames as given to the patch.
+        side_timestamps: (T_s,) seconds of the side frames as given to the patch.
         sample: which sample of the batch.
     """
     h, w = query_grid
@@ -99,11 +99,11 @@ def window_attention(
     valid = attention.window.valid[sample, key_frame].cpu()
     frames = attention.window.frames[sample, key_frame].cpu()[valid].numpy()
     weights = weights.view(-1, s_h, s_w).cpu()[valid].numpy()
-    if side_times is not None and len(side_times) < num_frames:
-        frames, weights = to_real_frames(frames, weights, len(side_times), num_frames)
-        times = np.asarray(side_times, dtype=np.float64)[frames]
-        return WindowAttention(weights, frames, times, key_frame, flat, (h, w), (len(side_times), num_frames))
-    times = None if side_times is None else slot_times(frames, side_times, num_frames)
+    if side_timestamps is not None and len(side_timestamps) < num_frames:
+        frames, weights = to_real_frames(frames, weights, len(side_timestamps), num_frames)
+        times = np.asarray(side_timestamps, dtype=np.float64)[frames]
+        return WindowAttention(weights, frames, times, key_frame, flat, (h, w), (len(side_timestamps), num_frames))
+    times = None if side_timestamps is None else slot_times(frames, side_timestamps, num_frames)
     return WindowAttention(weights, frames, times, key_frame, flat, (h, w))
 
 
@@ -135,15 +135,15 @@ def frame_attention(
     layer: int | None = None,
     head: int | None = None,
     sample: int = 0,
-    side_times: torch.Tensor | np.ndarray | None = None,
+    side_timestamps: torch.Tensor | np.ndarray | None = None,
 ) -> np.ndarray:
     """(T, T_s') attention of every key frame over all side frames (zero outside its window),
     side tokens of a frame summed. Shows the temporal alignment at a glance: a band along the
-    diagonal. With ``side_times`` of a side channel shorter than T, columns are its T_s real
+    diagonal. With ``side_timestamps`` of a side channel shorter than T, columns are its T_s real
     frames (see :func:`to_real_frames`); otherwise the side frames the patch read."""
     num_frames = attention.window.frames.shape[1]
     rows = [
-        window_attention(attention, t, query_grid, queries, layer, head, side_times=side_times, sample=sample)
+        window_attention(attention, t, query_grid, queries, layer, head, side_timestamps=side_timestamps, sample=sample)
         for t in range(num_frames)
     ]
     width = max(int(row.frames.max()) for row in rows) + 1
@@ -153,14 +153,14 @@ def frame_attention(
     return matrix
 
 
-def slot_times(frames: np.ndarray, side_times, num_key_frames: int) -> np.ndarray:
+def slot_times(frames: np.ndarray, side_timestamps, num_key_frames: int) -> np.ndarray:
     """Seconds of side frames given by their index in the patch's side sequence.
 
     A side channel with fewer frames than key frames is interpolated in time to T frames
     before windows are cut (:func:`pave.patch.alignment.interpolate_side`), so its index j sits
     at source position ``j * (T_s - 1) / (T - 1)``; otherwise indices are the side frames.
     """
-    times = np.asarray(side_times, dtype=np.float64)
+    times = np.asarray(side_timestamps, dtype=np.float64)
     positions = np.asarray(frames, dtype=np.float64)
     if len(times) < num_key_frames:
         positions = positions * (len(times) - 1) / max(num_key_frames - 1, 1)
@@ -235,7 +235,7 @@ def _most_attended(window: WindowAttention, limit: int) -> list[int]:
 
 def _frame_label(window: WindowAttention, slot: int) -> str:
     label = f"side frame {window.frames[slot]}"
-    return label if window.times is None else f"{label}\nt = {window.times[slot]:.2f} s"
+    return label if window.timestamps is None else f"{label}\nt = {window.timestamps[slot]:.2f} s"
 
 
 def _draw_key_frame(ax, image: np.ndarray, window: WindowAttention) -> None:
@@ -274,10 +274,10 @@ def _draw_side_frame(fig, ax, window: WindowAttention, slot: int, image, vmax: f
 
 def _draw_along_time(ax, window: WindowAttention) -> None:
     weights = window.weights.reshape(len(window.frames))
-    x = window.frames if window.times is None else window.times
+    x = window.frames if window.timestamps is None else window.timestamps
     step = float(np.min(np.diff(x))) if len(x) > 1 else 1.0
     ax.bar(x, weights, width=0.8 * step, color="tab:red")
-    ax.set_xlabel("side frame" if window.times is None else "time (s)")
+    ax.set_xlabel("side frame" if window.timestamps is None else "time (s)")
     ax.set_ylabel("attention")
     ax.set_ylim(0, max(1e-6, float(weights.max())) * 1.1)
     ax.set_title(f"window of key frame {window.key_frame}")

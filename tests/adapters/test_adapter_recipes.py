@@ -5,7 +5,7 @@ from safetensors.torch import load_file
 
 from pave import recipes
 from pave.models.patched import PatchedModel
-from pave.training.recipe import load_recipe
+from pave.recipes import load_recipe
 from pave.training.train import train
 
 

@@ -152,7 +152,7 @@ def test_eval_with_nothing_to_score_fails(tiny_model_dir, synthetic_bench, tmp_p
 
 
 def test_a_killed_cache_build_leaves_no_temp_file_behind(tiny_model_dir, synthetic_bench, tmp_path):
-    from pave.training.data import VisualTokenCache
+    from pave.batching import VisualTokenCache
 
     model = patched(tiny_model_dir, 0)
     processor = VideoChatProcessor.from_pretrained(tiny_model_dir, model)

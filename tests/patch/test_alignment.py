@@ -34,10 +34,10 @@ def test_interpolation_leaves_long_samples_alone():
 
 def test_time_windows_with_padding_and_empty_cells():
     frame_times = torch.tensor([[0.0, 5.0, 10.0], [0.0, 1.0, 2.0]])
-    side_times = torch.tensor([[0.5, 4.0, 6.0, 9.5], [0.0, 0.2, 99.0, 99.0]])
-    start, end = time_ranges(frame_times, side_times, torch.tensor([4, 2]))
+    side_timestamps = torch.tensor([[0.5, 4.0, 6.0, 9.5], [0.0, 0.2, 99.0, 99.0]])
+    start, end = time_ranges(frame_times, side_timestamps, torch.tensor([4, 2]))
     assert start[0].tolist() == [0, 1, 3] and end[0].tolist() == [1, 3, 4]
     # Key frames 1 and 2 of sample 1 have no side frame near them: they take the nearest one.
     assert start[1].tolist() == [0, 1, 1] and end[1].tolist() == [2, 2, 2]
-    start, end = time_ranges(frame_times, side_times, torch.tensor([4, 2]), window=2.0)
+    start, end = time_ranges(frame_times, side_timestamps, torch.tensor([4, 2]), window=2.0)
     assert start[0].tolist() == [0, 1, 3] and end[0].tolist() == [1, 3, 4]

@@ -143,10 +143,10 @@ def test_time_alignment_uses_nearest_key_frame():
     torch.manual_seed(0)
     patch = randomized(PavePatch(small_config(alignment="time", rope="temporal")))
     frame_times = torch.tensor([[0.0, 10.0, 20.0]])
-    side_times = torch.tensor([[0.0, 1.0, 2.0, 9.0, 11.0, 30.0]])
+    side_timestamps = torch.tensor([[0.0, 1.0, 2.0, 9.0, 11.0, 30.0]])
     visual, query = torch.randn(1, 3, 2, 2, 16), torch.randn(1, 3, 2, 2, 10)
     side = torch.randn(1, 6, 1, 1, 12)
-    kwargs = dict(query_features=query, frame_times=frame_times, side_times=side_times)
+    kwargs = dict(query_features=query, frame_times=frame_times, side_timestamps=side_timestamps)
     with torch.no_grad():
         out = patch(visual, side, return_attention=True, **kwargs)
         window = out.attention.window

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from pave.batching import store_source
 from pave.cli import main
 from pave.data.datasets.base import Sample, load_samples
 from pave.data.media import write_video
 from pave.sidechannels import FeatureStore
 from pave.sidechannels.base import SideChannel
 from pave.sidechannels.extract import discover_items, extract
-from pave.training.data import store_source
 
 
 def clip(path, seconds=3.0, seed=0):

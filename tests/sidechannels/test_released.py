@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from official_files import FIXTURES
+from pave.batching import store_source
 from pave.data.datasets import load_samples
 from pave.sidechannels import FeatureStore
 from pave.sidechannels.extract import extract
 from pave.sidechannels.released import ReleasedFeatures
-from pave.training.data import store_source
 
 
 def test_each_kind_is_stored_in_the_released_layout(tmp_path):

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from pave import recipes
 from pave.models.patched import PatchedModel
-from pave.training.recipe import load_recipe
+from pave.recipes import load_recipe
 from pave.training.train import train
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -134,7 +134,7 @@ def test_ddp_two_cpu_processes(tiny_model_dir, synthetic_bench, tmp_path):
         "import os, sys\n"
         "from safetensors.torch import save_file\n"
         "from pave import recipes\n"
-        "from pave.training.recipe import load_recipe\n"
+        "from pave.recipes import load_recipe\n"
         "from pave.training import train as t\n"
         "captured = {}\n"
         "original = t.PatchTrainer.train\n"
@@ -212,10 +212,10 @@ def test_a_patched_model_you_built_trains_with_the_plain_trainer_api(tiny_model_
     """As with peft: build the model, hand it to the Trainer with pave's dataset and collator."""
     from transformers import TrainingArguments
 
+    from pave.batching import QACollator, QADataset, store_source
     from pave.data.datasets import load_samples
     from pave.models.processor import VideoChatProcessor
     from pave.sidechannels import FeatureStore
-    from pave.training.data import QACollator, QADataset, store_source
     from pave.training.trainer import PatchTrainer
 
     model = PatchedModel.from_base(str(tiny_model_dir))
@@ -248,10 +248,10 @@ def test_a_patch_learning_rate_of_its_own(tiny_model_dir, synthetic_bench, tmp_p
     trains at the run's rate."""
     from transformers import TrainingArguments
 
+    from pave.batching import QACollator, QADataset, store_source
     from pave.data.datasets import load_samples
     from pave.models.processor import VideoChatProcessor
     from pave.sidechannels import FeatureStore
-    from pave.training.data import QACollator, QADataset, store_source
     from pave.training.trainer import PatchTrainer
 
     model = PatchedModel.from_base(str(tiny_model_dir))

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.recipe:
         raise SystemExit("pave train: give a recipe (a YAML file or one of `pave train --list`)")
-    from pave.training.recipe import load_recipe
+    from pave.recipes import load_recipe
     from pave.training.train import train
 
     recipe = load_recipe(recipes.find(args.recipe), args.overrides)  # fails before any model loads

@@ -14,7 +14,7 @@ def model_accounting(model: PatchedModel, num_frames: int, item: dict) -> Accoun
 
     Args:
         num_frames: key frames per video.
-        item: one dataset item (:class:`~pave.training.data.QADataset`), whose side channels give
+        item: one dataset item (:class:`~pave.batching.QADataset`), whose side channels give
             the real side lengths (its frames or cached visual tokens are not needed).
     """
     method = model.method

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pave.batching import QACollator, QADataset, VisualTokenCache, store_source
 from pave.data.datasets.base import load_samples
 from pave.data.datasets.protocol import get_protocol
 from pave.evaluation.cost import model_accounting
@@ -22,7 +23,6 @@ from pave.evaluation.scoring import format_report, score
 from pave.files import write_text
 from pave.models.llava_onevision import DEFAULT_SYSTEM_PROMPT
 from pave.sidechannels.store import FeatureStore
-from pave.training.data import QACollator, QADataset, VisualTokenCache, store_source
 
 logger = logging.getLogger(__name__)
 

@@ -53,8 +53,8 @@ def generate_predictions(
 
     Args:
         model: a :class:`~pave.models.PatchedModel`.
-        dataset: a :class:`~pave.training.data.QADataset`.
-        collator: a :class:`~pave.training.data.QACollator` with ``train=False``.
+        dataset: a :class:`~pave.batching.QADataset`.
+        collator: a :class:`~pave.batching.QACollator` with ``train=False``.
         predictions_path: JSON Lines file, ``{"id", "prediction"}`` per line, appended to.
         run: what makes these answers (:func:`~pave.evaluation.provenance.run_record`); when
             given, a file made by another run is refused and the record is kept beside it.

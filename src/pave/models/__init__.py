@@ -1,6 +1,6 @@
 """Base video-LLM integration: patched models over transformers, tiny models for tests."""
 
-from pave.models.llava_onevision import VisualTokens
-from pave.models.patched import PatchedModel, SideInputs
+from pave.models.patched import PatchedModel
+from pave.tokens import SideInputs, VisualTokens
 
 __all__ = ["PatchedModel", "SideInputs", "VisualTokens"]

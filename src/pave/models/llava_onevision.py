@@ -9,12 +9,12 @@ take the tokens out, add the patches' deltas and hand them back, without copying
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from pave.models.towers import hidden_states
+from pave.tokens import VisualTokens
 
 # The system message LLaVA-OneVision was trained with (its conversation template).
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -27,41 +27,6 @@ LORA_MLP = ("gate_proj", "up_proj", "down_proj")
 LORA_TARGET_MODULES = (
     rf".*language_model\.layers\.\d+\.(self_attn\.({'|'.join(LORA_ATTENTION)})|mlp\.({'|'.join(LORA_MLP)}))"
 )
-
-
-@dataclass
-class VisualTokens:
-    """The base model's visual tokens for a batch of videos, as a patch sees them.
-
-    Attributes:
-        tokens: (B, T, h, w, C_v) projected and pooled visual tokens.
-        query_features: (B, T, h, w, C_q) vision-tower features before the projector, pooled to
-            the same grid (the default source of a patch's queries).
-        frame_times: optional (B, T) key-frame timestamps in seconds.
-    """
-
-    tokens: torch.Tensor
-    query_features: torch.Tensor
-    frame_times: torch.Tensor | None = None
-
-    @classmethod
-    def coerce(cls, value) -> VisualTokens:
-        """Accept ``VisualTokens`` or the dict a collator produces (keys as the attributes)."""
-        if isinstance(value, cls):
-            return value
-        return cls(value["tokens"], value["query_features"], value.get("frame_times"))
-
-    def to(self, device=None, dtype=None) -> VisualTokens:
-        return VisualTokens(
-            self.tokens.to(device, dtype),
-            self.query_features.to(device, dtype),
-            None if self.frame_times is None else self.frame_times.to(device),
-        )
-
-    def __getitem__(self, index) -> VisualTokens:
-        """Select samples (a slice or an index tensor) along the batch dimension."""
-        times = None if self.frame_times is None else self.frame_times[index]
-        return VisualTokens(self.tokens[index], self.query_features[index], times)
 
 
 def visual_grid(config) -> tuple[int, int]:

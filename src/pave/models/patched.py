@@ -23,7 +23,6 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,8 +36,8 @@ from pave.files import read_utf8, write_atomic, write_text
 from pave.methods import Method, SideLayout, get_kind, kind_of, kinds, method_for
 from pave.models import llava_onevision as family
 from pave.models.devices import resolve_dtype
-from pave.models.llava_onevision import VisualTokens
 from pave.patch import PatchAttention, PatchConfig
+from pave.tokens import SideInputs, VisualTokens
 
 logger = logging.getLogger(__name__)
 
@@ -47,28 +46,6 @@ PATCH_WEIGHTS_NAME = "patch.safetensors"
 LORA_CONFIG_NAME = "adapter_config.json"
 LORA_WEIGHTS_NAME = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-
-@dataclass
-class SideInputs:
-    """One side channel for a batch.
-
-    Attributes:
-        tokens: (B, T_s, s_h, s_w, C_s), right-padded along T_s.
-        mask: (B, T_s) True for real side frames; None when no sample is padded.
-        times: (B, T_s) side-frame timestamps in seconds (for time alignment).
-    """
-
-    tokens: torch.Tensor
-    mask: torch.Tensor | None = None
-    times: torch.Tensor | None = None
-
-    @classmethod
-    def coerce(cls, value) -> SideInputs:
-        """Accept ``SideInputs`` or the dict a collator produces (keys as the attributes)."""
-        if isinstance(value, cls):
-            return value
-        return cls(value["tokens"], value.get("mask"), value.get("times"))
-
 
 class PatchedModel(nn.Module):
     """A base LLaVA-OneVision with patches and optional LoRA; base weights stay frozen.
@@ -296,8 +273,6 @@ class PatchedModel(nn.Module):
         Each patch reads the side channel named by its config (``side_channel``), or its own
         name when that is unset.
         """
-        side = {name: SideInputs.coerce(value) for name, value in (side or {}).items()}
-        visual = VisualTokens.coerce(visual)
         tokens, attentions = visual.tokens, {}
         for name in self.active_patches:
             patch = self.patches[name]
@@ -310,7 +285,7 @@ class PatchedModel(nn.Module):
                 query_features=visual.query_features,
                 side_mask=s.mask,
                 frame_times=visual.frame_times,
-                side_times=s.times,
+                side_timestamps=s.timestamps,
                 return_attention=return_attention,
             )
             tokens = tokens + out.delta
@@ -323,8 +298,6 @@ class PatchedModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The video's LLM tokens: the patched grid (B, T', h', w', C_v) after every active
         adapter, and the adapters' extra tokens (B, N_x, C_v) in order (None if there are none)."""
-        side = {name: SideInputs.coerce(value) for name, value in (side or {}).items()}
-        visual = VisualTokens.coerce(visual)
         tokens, _ = self.patched_tokens(visual, side)
         extras = []
         for name in self.active_patches:
@@ -365,8 +338,8 @@ class PatchedModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
-        visual: VisualTokens | dict | None = None,
-        side: dict[str, SideInputs | dict] | None = None,
+        visual: VisualTokens | None = None,
+        side: dict[str, SideInputs] | None = None,
         frame_times: torch.Tensor | None = None,
         **kwargs,
     ):
@@ -391,8 +364,8 @@ class PatchedModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
-        visual: VisualTokens | dict | None = None,
-        side: dict[str, SideInputs | dict] | None = None,
+        visual: VisualTokens | None = None,
+        side: dict[str, SideInputs] | None = None,
         frame_times: torch.Tensor | None = None,
         **generate_kwargs,
     ) -> torch.Tensor:
@@ -513,8 +486,8 @@ class PatchedModel(nn.Module):
             return None
         return config.side_channel or name
 
-    def _side_for(self, name: str, side: dict[str, SideInputs]) -> SideInputs | None:
-        key = self.side_channel_of(name)
+    def _side_for(self, name: str, side: dict[str, SideInputs] | None) -> SideInputs | None:
+        key, side = self.side_channel_of(name), side or {}
         if key is not None and key not in side:
             raise ValueError(f"patch {name!r} needs side channel {key!r}; given: {sorted(side) or 'none'}")
         return None if key is None else side[key]

@@ -49,7 +49,7 @@ def chunk_ranges(lengths: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, 
 
 def time_ranges(
     frame_times: torch.Tensor,
-    side_times: torch.Tensor,
+    side_timestamps: torch.Tensor,
     lengths: torch.Tensor,
     window: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,16 +62,16 @@ def time_ranges(
 
     Args:
         frame_times: (B, T) key-frame timestamps, non-decreasing.
-        side_times: (B, T_s) side-frame timestamps, non-decreasing over each sample's valid prefix.
+        side_timestamps: (B, T_s) side-frame timestamps, non-decreasing over each sample's valid prefix.
         lengths: (B,) valid side frames per sample.
     Returns:
         start, end: (B, T) each.
     """
-    batch, num_side = side_times.shape
-    valid = torch.arange(num_side, device=side_times.device) < lengths[:, None]
-    side_times = side_times.float().masked_fill(~valid, float("inf"))
+    batch, num_side = side_timestamps.shape
+    valid = torch.arange(num_side, device=side_timestamps.device) < lengths[:, None]
+    side_timestamps = side_timestamps.float().masked_fill(~valid, float("inf"))
     frame_times = frame_times.float()
-    if (side_times.diff(dim=1) < 0).any():
+    if (side_timestamps.diff(dim=1) < 0).any():
         raise ValueError("side timestamps must be non-decreasing within each sample")
     if (frame_times.diff(dim=1) < 0).any():
         raise ValueError("key-frame timestamps must be non-decreasing within each sample")
@@ -80,16 +80,16 @@ def time_ranges(
         inf = torch.full((batch, 1), float("inf"), device=frame_times.device)
         mid = (frame_times[:, 1:] + frame_times[:, :-1]) / 2
         lo, hi = torch.cat((-inf, mid), dim=1), torch.cat((mid, inf), dim=1)
-        start = torch.searchsorted(side_times, lo.contiguous())
-        end = torch.searchsorted(side_times, hi.contiguous())
+        start = torch.searchsorted(side_timestamps, lo.contiguous())
+        end = torch.searchsorted(side_timestamps, hi.contiguous())
     else:
-        start = torch.searchsorted(side_times, (frame_times - window / 2).contiguous())
-        end = torch.searchsorted(side_times, (frame_times + window / 2).contiguous(), right=True)
+        start = torch.searchsorted(side_timestamps, (frame_times - window / 2).contiguous())
+        end = torch.searchsorted(side_timestamps, (frame_times + window / 2).contiguous(), right=True)
     end = torch.minimum(end, lengths[:, None])
     start = torch.minimum(start, end)
     empty = end <= start
     if empty.any():
-        distance = (side_times[:, None, :] - frame_times[:, :, None]).abs()  # (B, T, T_s), inf when padded
+        distance = (side_timestamps[:, None, :] - frame_times[:, :, None]).abs()  # (B, T, T_s), inf when padded
         nearest = distance.argmin(dim=-1)
         start = torch.where(empty, nearest, start)
         end = torch.where(empty, nearest + 1, end)
@@ -97,7 +97,7 @@ def time_ranges(
 
 
 def interpolate_side(
-    side: torch.Tensor, lengths: torch.Tensor, num_frames: int, side_times: torch.Tensor | None = None
+    side: torch.Tensor, lengths: torch.Tensor, num_frames: int, side_timestamps: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Resample samples with fewer than T side frames to exactly T frames along time.
 
@@ -108,20 +108,20 @@ def interpolate_side(
         side: (B, T_s, N, C) side tokens.
         lengths: (B,) valid side frames per sample.
         num_frames: T.
-        side_times: optional (B, T_s) timestamps, resampled the same way.
+        side_timestamps: optional (B, T_s) timestamps, resampled the same way.
     Returns:
-        side (B, max(T_s, T), N, C), lengths (B,), side_times or None.
+        side (B, max(T_s, T), N, C), lengths (B,), side_timestamps or None.
     """
     short = lengths < num_frames
     if not short.any():
-        return side, lengths, side_times
+        return side, lengths, side_timestamps
     num_side = side.shape[1]
     j = torch.arange(max(num_side, num_frames), device=side.device, dtype=torch.float32)
     # Source position of output frame j: j * (n - 1) / (T - 1) for short samples, j otherwise.
     scale = ((lengths - 1).clamp(min=0).float() / max(num_frames - 1, 1))[:, None]
     pos = torch.where(short[:, None], j * scale, j)
     new_lengths = torch.clamp(lengths, min=num_frames)
-    new_times = lerp_frames(side_times.float(), pos, lengths) if side_times is not None else None
+    new_times = lerp_frames(side_timestamps.float(), pos, lengths) if side_timestamps is not None else None
     return lerp_frames(side, pos, lengths), new_lengths, new_times
 
 

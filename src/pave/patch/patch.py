@@ -134,7 +134,7 @@ class PavePatch(nn.Module):
         query_features: torch.Tensor | None = None,
         side_mask: torch.Tensor | None = None,
         frame_times: torch.Tensor | None = None,
-        side_times: torch.Tensor | None = None,
+        side_timestamps: torch.Tensor | None = None,
         return_attention: bool = False,
     ) -> PatchOutput:
         """Compute the update of the visual tokens.
@@ -146,7 +146,7 @@ class PavePatch(nn.Module):
                 ``query_source="vision"``.
             side_mask: (B, T_s) True for real side frames, False for right padding.
             frame_times: (B, T) key-frame timestamps in seconds (``alignment="time"``).
-            side_times: (B, T_s) side-frame timestamps in seconds (``alignment="time"``).
+            side_timestamps: (B, T_s) side-frame timestamps in seconds (``alignment="time"``).
             return_attention: also return the attention weights of every layer.
         Returns:
             :class:`PatchOutput` with ``delta`` shaped like ``visual``.
@@ -172,9 +172,9 @@ class PavePatch(nn.Module):
             memory, lengths, _ = interpolate_side(memory, lengths, frames)
             start, end = chunk_ranges(lengths, frames)
         else:
-            if frame_times is None or side_times is None:
-                raise ValueError("alignment='time' needs frame_times (B, T) and side_times (B, T_s)")
-            start, end = time_ranges(frame_times, side_times, lengths, cfg.time_window)
+            if frame_times is None or side_timestamps is None:
+                raise ValueError("alignment='time' needs frame_times (B, T) and side_timestamps (B, T_s)")
+            start, end = time_ranges(frame_times, side_timestamps, lengths, cfg.time_window)
         window = WindowIndex.from_ranges(start, end, memory.shape[1])
 
         q_rot = k_rot = None

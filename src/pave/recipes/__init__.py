@@ -1,12 +1,19 @@
-"""Recipes shipped with pave: one YAML file per paper experiment and model size.
+"""Training recipes: their schema (:mod:`pave.recipes.schema`, YAML onto dataclasses) and the
+ones shipped with pave, one YAML file per paper experiment and model size.
 
 ``pave train NAME`` takes a bundled recipe by name (e.g. ``music_avqa_7b``) or any YAML path.
+Inference reads the recipe saved beside a patch too (its frames and system message), which is
+why the schema lives here and not in :mod:`pave.training`.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+
+from pave.recipes.schema import Recipe, RecipeError, TrainSection, load_recipe
+
+__all__ = ["Recipe", "RecipeError", "TrainSection", "find", "load_recipe", "names"]
 
 
 def names() -> list[str]:

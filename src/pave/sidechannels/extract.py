@@ -163,7 +163,7 @@ def _items_from_annotation(kind: str, annotation: Path, media_root: Path) -> lis
 def items_of_task(kind: str, task: str, annotations: Path, media_root: Path) -> list[Item]:
     """The items a benchmark's samples read, found by the benchmark's own loader: its media
     layout (Music-AVQA's Real/Synthetic folders, Ego-Exo4D's 448-px copies) and the ids training
-    and evaluation look up (:func:`pave.training.data.store_source`), by construction."""
+    and evaluation look up (:func:`pave.batching.store_source`), by construction."""
     from pave.data.datasets import load_samples
 
     items = []

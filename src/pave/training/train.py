@@ -12,6 +12,7 @@ from transformers import set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pave.adapters.base import NEWLINE_POSITIONS
+from pave.batching import QACollator, QADataset, VisualTokenCache, repeat_samples, store_source
 from pave.data.datasets.base import load_samples
 from pave.files import write_text
 from pave.methods import SideLayout, get_method, kind_of, methods
@@ -24,9 +25,8 @@ from pave.models.patched import (
     recorded_newline_position,
 )
 from pave.models.processor import VideoChatProcessor
+from pave.recipes import Recipe
 from pave.sidechannels.store import FeatureStore
-from pave.training.data import QACollator, QADataset, VisualTokenCache, repeat_samples, store_source
-from pave.training.recipe import Recipe
 from pave.training.trainer import PatchTrainer, training_arguments
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainingArguments
 
-from pave.training.recipe import TrainSection
+from pave.recipes import TrainSection
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ class PatchTrainer(Trainer):
     """A ``Trainer`` for :class:`~pave.models.PatchedModel` (see the module docstring).
 
     Use it as you would the plain ``Trainer`` with a model you built: a
-    :class:`~pave.training.data.QADataset` as ``train_dataset`` (and ``eval_dataset``) and a
-    :class:`~pave.training.data.QACollator` as ``data_collator``. The batch keys the model needs
+    :class:`~pave.batching.QADataset` as ``train_dataset`` (and ``eval_dataset``) and a
+    :class:`~pave.batching.QACollator` as ``data_collator``. The batch keys the model needs
     (``visual``, ``side``...) are kept whatever ``remove_unused_columns`` says.
 
 

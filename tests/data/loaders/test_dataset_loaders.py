@@ -21,7 +21,7 @@ from official_files import (
 from pave import recipes
 from pave.data.datasets import TASKS, AnnotationError, get_loader, load_samples, missing_media
 from pave.data.datasets.protocol import TaskProtocol, get_protocol
-from pave.training.recipe import load_recipe
+from pave.recipes import load_recipe
 
 # (task, expected ids, expected fields of the first sample)
 EXPECTED = [

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pave import recipes
-from pave.training.recipe import Recipe, RecipeError, load_recipe
+from pave.recipes import Recipe, RecipeError, load_recipe
 
 
 def test_every_bundled_recipe_loads_with_the_papers_settings():

@@ -1,14 +1,13 @@
-"""The dataset reads each sample's frames where the sample says: its window, its frame folder."""
-
-from types import SimpleNamespace
+"""The dataset reads each sample's frames where the sample says (its window, its frame folder)
+and repeats the groups a data mix names."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from pave.batching import QADataset, repeat_samples
 from pave.data.datasets import Sample
 from pave.data.media import write_video
-from pave.training.data import QADataset, VideoRef, VisualTokenCache, repeat_samples
 
 
 def sample(video, **fields):
@@ -38,15 +37,6 @@ def test_a_frame_folder_is_read_at_its_rate(media):
     assert item["frames"].shape == (4, 32, 32, 3)
     with pytest.raises(ValueError, match="a folder of frames needs its frame rate"):
         QADataset([sample("frames")], media, num_frames=4)[0]
-
-
-def test_cached_tokens_are_kept_per_window(media, tmp_path):
-    model = SimpleNamespace(base_name="base")
-    cache = VisualTokenCache(tmp_path, model, SimpleNamespace(fingerprint="f"), num_frames=4)
-    video = media / "clip.mp4"
-    keys = {cache.path(VideoRef(video)), cache.path(VideoRef(video, (2.0, 4.0))), cache.path(VideoRef(video, (0.0, 2.0)))}
-    assert len(keys) == 3
-    assert cache.path(video) == cache.path(VideoRef(video))
 
 
 def test_a_data_mix_repeats_the_groups_it_names():

@@ -1,0 +1,69 @@
+"""The two inputs a patched model reads besides text, as the data layer builds them and the
+patches consume them: the base's visual tokens and the side channels' tokens of a batch.
+
+Both move as one value (``.to(device)``), which is how accelerate's data loaders and the
+evaluation runner place them; visual tokens also index along the batch dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def _to(tensor: torch.Tensor | None, device, dtype=None, non_blocking: bool = False) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(device, dtype, non_blocking=non_blocking)
+
+
+@dataclass
+class VisualTokens:
+    """The base model's visual tokens for a batch of videos, as a patch sees them.
+
+    Attributes:
+        tokens: (B, T, h, w, C_v) projected and pooled visual tokens.
+        query_features: (B, T, h, w, C_q) vision-tower features before the projector, pooled to
+            the same grid (the default source of a patch's queries).
+        frame_times: optional (B, T) key-frame timestamps in seconds.
+    """
+
+    tokens: torch.Tensor
+    query_features: torch.Tensor
+    frame_times: torch.Tensor | None = None
+
+    def to(self, device=None, dtype=None, non_blocking: bool = False) -> VisualTokens:
+        """On ``device``; ``dtype`` casts the tokens and features (timestamps stay float32)."""
+        return VisualTokens(
+            _to(self.tokens, device, dtype, non_blocking),
+            _to(self.query_features, device, dtype, non_blocking),
+            _to(self.frame_times, device, non_blocking=non_blocking),
+        )
+
+    def __getitem__(self, index) -> VisualTokens:
+        """Select samples (a slice or an index tensor) along the batch dimension."""
+        times = None if self.frame_times is None else self.frame_times[index]
+        return VisualTokens(self.tokens[index], self.query_features[index], times)
+
+
+@dataclass
+class SideInputs:
+    """One side channel for a batch.
+
+    Attributes:
+        tokens: (B, T_s, s_h, s_w, C_s), right-padded along T_s.
+        mask: (B, T_s) True for real side frames; None when no sample is padded.
+        timestamps: (B, T_s) side-frame timestamps in seconds (for time alignment), the
+            ``SideChannel.timestamps`` of each sample, padded with its last one.
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor | None = None
+    timestamps: torch.Tensor | None = None
+
+    def to(self, device=None, dtype=None, non_blocking: bool = False) -> SideInputs:
+        """On ``device``; ``dtype`` casts the tokens (mask and timestamps keep theirs)."""
+        return SideInputs(
+            _to(self.tokens, device, dtype, non_blocking),
+            _to(self.mask, device, non_blocking=non_blocking),
+            _to(self.timestamps, device, non_blocking=non_blocking),
+        )
