@@ -33,8 +33,9 @@ from bench_patch import _reset_peak_rss, _status_kib  # this folder's /proc read
 
 from pave.configs import bundled_config
 from pave.models.devices import resolve_device, resolve_dtype
-from pave.models.llava_onevision import VisualTokens, query_dim, visual_grid
-from pave.models.patched import PatchedModel, SideInputs
+from pave.models.families.llava_onevision import query_dim, visual_grid
+from pave.models.patched import PatchedModel
+from pave.tokens import SideInputs, VisualTokens
 
 PROMPT_TOKENS = 40  # system message, question and the chat template's markup
 ANSWER_TOKENS = 8

@@ -120,7 +120,7 @@ def build_app(
         return [labels[name] for name in chosen]
 
     def describe(chosen) -> str:
-        from pave.models.patched import read_patch_config
+        from pave.models.patch_dir import read_patch_config
 
         lines = []
         for path in selection(chosen):

@@ -29,9 +29,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pave.adapters.base import NEWLINE_POSITIONS
-from pave.files import read_utf8, write_atomic, write_text
-from pave.models.llava_onevision import LORA_TARGET_MODULES
-from pave.models.patched import patch_record
+from pave.files import read_utf8, write_atomic
+from pave.models.families.llava_onevision import LORA_TARGET_MODULES
+from pave.models.patch_dir import write_patch
 from pave.patch import PatchConfig, PavePatch
 
 logger = logging.getLogger(__name__)
@@ -102,11 +102,9 @@ def convert(
     out.mkdir(parents=True, exist_ok=True)
     files = {p.name: _digest(p) for p in sorted(source.iterdir()) if p.is_file()}
     provenance = {"path": str(source.resolve()), "files": files}
-    record = patch_record("pave", name or side_channel, config, _newline_position(source), converted_from=provenance)
-    state = {k: v.contiguous() for k, v in module.state_dict().items()}
-    write_atomic(out / "patch.safetensors", lambda tmp: save_file(state, tmp, metadata={"format": "pt", "kind": "pave"}))
     layers = _convert_lora(source, out, config.base_model)
-    write_text(out / "patch_config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    # The patch last: its config is what makes the folder a patch directory.
+    write_patch(out, name or side_channel, module, _newline_position(source), converted_from=provenance)
     logger.info("%s -> %s (%s patch, %d LoRA layers)", source, out, side_channel, layers)
     return Converted(out, config, layers)
 

@@ -40,14 +40,12 @@ from torch import nn
 from pave.adapters.base import TokenAdapter, TokenLayout
 from pave.configs import bundled_config
 from pave.methods import SideLayout, VisualLayout, get_kind, get_method
-from pave.models import llava_onevision as family
+from pave.models.families import family_of
 from pave.names import BUNDLED_BASES, FLOPS_DURATION, FLOPS_TEXT_TOKENS, SIDE_CHANNEL_KINDS
 from pave.patch.method import patch_flops
 
 BASES = BUNDLED_BASES
 SIDE_CHANNELS = ("none", *SIDE_CHANNEL_KINDS)
-# The LLM's Linear layers that LoRA adapts (paper App. B.2: r = 64 on all of them).
-LORA_TARGETS = family.LORA_ATTENTION + family.LORA_MLP
 LORA_RANK = 64
 TEXT_TOKENS = FLOPS_TEXT_TOKENS  # the paper's prompt length
 DURATION = FLOPS_DURATION  # seconds: the paper's assumed video length for audio and dense video
@@ -142,28 +140,10 @@ def load_base_config(base: str | os.PathLike | Any):
 
 
 def visual_layout(config, frames: int | None = None) -> VisualLayout:
-    """The visual-token layout of a base model (LLaVA-OneVision or Video-LLaVA) for one video.
-
-    LLaVA-OneVision: 32 frames of SigLIP's 27 x 27 patches pooled to 14 x 14 (see
-    :mod:`pave.models.llava_onevision`); its one ``image_newline`` token per video is left out, as
-    in the paper's 6272. Video-LLaVA: 8 frames of 16 x 16 CLIP patches, unpooled, each with its
-    CLS token.
-    """
-    width = config.text_config.hidden_size
-    if config.model_type == "llava_onevision":
-        from pave.models import llava_onevision
-
-        grid, feature_dim = llava_onevision.visual_grid(config), llava_onevision.query_dim(config, "vision")
-        return VisualLayout(frames=frames or 32, grid=grid, feature_dim=feature_dim, width=width)
-    if config.model_type == "video_llava":
-        vision = config.vision_config
-        side = vision.image_size // vision.patch_size
-        return VisualLayout(
-            frames=frames or 8, grid=(side, side), feature_dim=vision.hidden_size, width=width, extra_per_frame=1
-        )
-    raise ValueError(
-        f"no visual-token layout known for model type {config.model_type!r}; supported: llava_onevision, video_llava"
-    )
+    """The visual-token layout of a base model for one video, as its family
+    (:mod:`pave.models.families`) counts it: LLaVA-OneVision's 32 x 14 x 14 without its newline
+    token (the paper's 6,272), Video-LLaVA's 8 x (16 x 16 + CLS), ..."""
+    return family_of(config).visual_layout(config, frames)
 
 
 def side_layout(name: str, frames: int = 32, duration: float = DURATION) -> SideLayout | None:
@@ -225,7 +205,8 @@ def method_config(method: str, visual: VisualLayout, side: SideLayout | None):
 
 
 def lora_parameters(text_config, rank: int = LORA_RANK) -> int:
-    """Parameters of LoRA of rank ``rank`` on every :data:`LORA_TARGETS` Linear: r (in + out) each."""
+    """Parameters of LoRA of rank ``rank`` on every Linear of the LLM's layers (attention and MLP,
+    paper App. B.2): r (in + out) each."""
     h, inter = text_config.hidden_size, text_config.intermediate_size
     q_width, kv_width = _attention_widths(text_config)
     widths = [(h, q_width), (h, kv_width), (h, kv_width), (q_width, h), (h, inter), (h, inter), (inter, h)]

@@ -29,10 +29,11 @@ from pave.adapters import TokenAdapter
 from pave.data.media import Frames
 from pave.files import read_utf8
 from pave.models.devices import resolve_device, resolve_dtype
-from pave.models.llava_onevision import VisualTokens
-from pave.models.patched import PatchedModel, SideInputs, recorded_base
+from pave.models.patch_dir import PATCH_CONFIG_NAME, recorded_base
+from pave.models.patched import PatchedModel
 from pave.patch import PatchAttention
 from pave.sidechannels.base import KINDS, SideChannel, SideChannelEncoder, get_encoder
+from pave.tokens import SideInputs, VisualTokens
 
 logger = logging.getLogger(__name__)
 
@@ -459,8 +460,6 @@ def load_for_inference(
 
 def find_patches(folder: str | Path) -> list[Path]:
     """Patch directories under ``folder`` (itself included), sorted."""
-    from pave.models.patched import PATCH_CONFIG_NAME
-
     folder = Path(folder)
     return sorted({p.parent for p in folder.rglob(PATCH_CONFIG_NAME) if "checkpoint-" not in p.parent.name})
 

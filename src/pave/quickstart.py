@@ -231,7 +231,7 @@ def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain
         return target
     scratch = target.with_name(target.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
-    save_tiny_model(scratch, settings.sizes, seed=settings.seed)
+    save_tiny_model(scratch, sizes=settings.sizes, seed=settings.seed)
     model = PatchedModel.from_base(str(scratch), dtype=torch.float32)  # the same base on a GPU or a CPU
     model.llava.requires_grad_(True)  # pre-training: every weight of the base learns
     processor = VideoChatProcessor.from_pretrained(scratch, model, SYSTEM_PROMPT)

@@ -24,12 +24,15 @@ class VisualTokens:
         tokens: (B, T, h, w, C_v) projected and pooled visual tokens.
         query_features: (B, T, h, w, C_q) vision-tower features before the projector, pooled to
             the same grid (the default source of a patch's queries).
-        frame_times: optional (B, T) key-frame timestamps in seconds.
+        frame_times: optional (B, T) timestamps in seconds of the grid's frames.
+        frame_extra: optional (B, T, n, C_v) tokens of each frame outside the grid, which patches
+            leave alone (Video-LLaVA's CLS token); None for most bases.
     """
 
     tokens: torch.Tensor
     query_features: torch.Tensor
     frame_times: torch.Tensor | None = None
+    frame_extra: torch.Tensor | None = None
 
     def to(self, device=None, dtype=None, non_blocking: bool = False) -> VisualTokens:
         """On ``device``; ``dtype`` casts the tokens and features (timestamps stay float32)."""
@@ -37,12 +40,22 @@ class VisualTokens:
             _to(self.tokens, device, dtype, non_blocking),
             _to(self.query_features, device, dtype, non_blocking),
             _to(self.frame_times, device, non_blocking=non_blocking),
+            _to(self.frame_extra, device, dtype, non_blocking),
         )
 
     def __getitem__(self, index) -> VisualTokens:
         """Select samples (a slice or an index tensor) along the batch dimension."""
-        times = None if self.frame_times is None else self.frame_times[index]
-        return VisualTokens(self.tokens[index], self.query_features[index], times)
+        return VisualTokens(*(None if t is None else t[index] for t in self.tensors()))
+
+    def tensors(self) -> tuple[torch.Tensor | None, ...]:
+        """The fields in order (None where unset)."""
+        return (self.tokens, self.query_features, self.frame_times, self.frame_extra)
+
+    @classmethod
+    def cat(cls, batches: list[VisualTokens]) -> VisualTokens:
+        """Batches concatenated along the batch dimension."""
+        fields = zip(*(b.tensors() for b in batches), strict=True)
+        return cls(*(None if parts[0] is None else torch.cat(parts) for parts in fields))
 
 
 @dataclass

@@ -5,8 +5,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from pave.models.patched import PatchedModel, SideInputs
+from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
+from pave.tokens import SideInputs
 
 FRAMES = 4
 SIDE_DIM = 12

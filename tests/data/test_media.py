@@ -13,9 +13,9 @@ from pave.data.media import (
     read_scan,
     sample_frames,
     uniform_frame_indices,
-    write_scan,
     write_video,
 )
+from scan_files import write_scan
 
 FPS, NUM_FRAMES, SIDE = 30, 150, 64
 TONE_HZ, AUDIO_SECONDS = 440.0, 5.0

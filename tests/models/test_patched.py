@@ -6,8 +6,9 @@ import pytest
 import torch
 from transformers import LlavaOnevisionForConditionalGeneration
 
-from pave.models.patched import PatchedModel, SideInputs
+from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
+from pave.tokens import SideInputs
 
 FRAMES = 4
 
@@ -184,7 +185,7 @@ def test_home_relative_model_paths_load_everywhere(tiny_model_dir, tmp_path, mon
 
 @pytest.mark.parametrize("newline", ["one_token", "grid", "frame", "no_token"])
 def test_every_newline_position_has_as_many_placeholders_as_the_model_scatters(model, tiny_model_dir, newline):
-    from pave.models.llava_onevision import video_encoder_outputs
+    from pave.models.families.llava_onevision import video_encoder_outputs
 
     model.newline_position = newline
     model.add_patch("audio", model.patch_config(side_dim=12, side_channel="audio"))

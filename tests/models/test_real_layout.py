@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 
-from pave.models.llava_onevision import DEFAULT_SYSTEM_PROMPT, encode_video
+from pave.models.families.llava_onevision import DEFAULT_SYSTEM_PROMPT, encode_video
 from pave.models.patched import PatchedModel
 from pave.models.preprocess import VideoPreprocessor
 from pave.models.processor import VideoChatProcessor, processor_chat_template

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import torch
 
-from pave.data.media import write_scan
 from pave.sidechannels import get_encoder
 from pave.sidechannels.scene3d import backproject, fourier_embedding, patch_points
+from scan_files import write_scan
 
 
 def rotation(axis: int, angle: float) -> torch.Tensor:

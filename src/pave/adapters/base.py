@@ -9,9 +9,10 @@ side-token width, N_x extra tokens.
 
 The LLM input of one video is always laid out as::
 
-    [T' x h' x w' grid tokens] [newline] [N_x extra tokens]
+    [T' x (frame_extra + h' x w') grid tokens] [newline] [N_x extra tokens]
 
-where a pooling adapter shrinks the grid and interleave / Q-Former adapters append extra tokens.
+where a pooling adapter shrinks the grid and interleave / Q-Former adapters append extra tokens
+(``frame_extra``: tokens a base puts before each frame's grid, such as Video-LLaVA's CLS token).
 The processor must expand the ``<video>`` placeholder to exactly that many tokens, which
 :class:`TokenLayout` computes.
 """
@@ -37,8 +38,10 @@ class TokenLayout:
 
     Attributes:
         grid: (h, w) visual tokens per frame.
-        frames: frames of the grid; None keeps the video's key frames T.
+        frames: frames of the grid; None: the video's key frames T over ``frame_stride``.
         extra: tokens appended after the video's newline token(s).
+        frame_extra: tokens of each frame outside its grid, before it (Video-LLaVA: its CLS token).
+        frame_stride: key frames per grid frame (Qwen2.5-VL merges 2 frames into one).
         newline: where the base's newline token goes (LLaVA-OneVision's ``mm_newline_position``):
             ``"one_token"`` once after the video (transformers), ``"grid"`` after every row of
             every frame (the authors' training and evaluation), ``"frame"`` after every frame,
@@ -49,23 +52,39 @@ class TokenLayout:
     frames: int | None = None
     extra: int = 0
     newline: str = "one_token"
+    frame_extra: int = 0
+    frame_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.newline not in NEWLINE_POSITIONS:
             raise ValueError(f"newline position must be one of {NEWLINE_POSITIONS}, got {self.newline!r}")
 
+    def grid_frames(self, frames: int) -> int:
+        """T': the grid's frames for a video of ``frames`` key frames."""
+        if self.frames is not None:
+            return self.frames
+        if frames % self.frame_stride:
+            raise ValueError(f"this base merges {self.frame_stride} key frames into one; {frames} is not a multiple")
+        return frames // self.frame_stride
+
     def grid_tokens(self, frames: int) -> int:
         """T' * h' * w' for a video of ``frames`` key frames."""
-        return (self.frames or frames) * self.grid[0] * self.grid[1]
+        return self.grid_frames(frames) * self.grid[0] * self.grid[1]
 
     def newline_tokens(self, frames: int) -> int:
         """Newline tokens of a video of ``frames`` key frames."""
-        frames = self.frames or frames
+        frames = self.grid_frames(frames)
         return {"one_token": 1, "grid": frames * self.grid[0], "frame": frames, "no_token": 0}[self.newline]
 
     def num_tokens(self, frames: int) -> int:
-        """Placeholder tokens of a video of ``frames`` key frames: grid, newlines, extra."""
-        return self.grid_tokens(frames) + self.newline_tokens(frames) + self.extra
+        """Placeholder tokens of a video of ``frames`` key frames: grid (with each frame's own
+        extra tokens), newlines, extra."""
+        return (
+            self.grid_tokens(frames)
+            + self.grid_frames(frames) * self.frame_extra
+            + self.newline_tokens(frames)
+            + self.extra
+        )
 
 
 @dataclass

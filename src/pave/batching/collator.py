@@ -34,11 +34,7 @@ class QACollator:
         if "visual" in items[0]:
             visual: list[VisualTokens] = [it["visual"] for it in items]
             batch = self.processor(questions, answers, num_frames=visual[0].tokens.shape[1], **text)
-            batch["visual"] = VisualTokens(
-                torch.cat([v.tokens for v in visual]),
-                torch.cat([v.query_features for v in visual]),
-                torch.cat([v.frame_times for v in visual]),
-            )
+            batch["visual"] = VisualTokens.cat(visual)
         else:
             batch = self.processor(questions, answers, frames=[it["frames"] for it in items], **text)
             batch["frame_times"] = torch.stack([it["frame_times"] for it in items])

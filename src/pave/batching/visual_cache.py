@@ -17,6 +17,8 @@ from pave.files import remove_stale, write_atomic
 from pave.tokens import VisualTokens
 
 logger = logging.getLogger(__name__)
+# The file's tensor names: VisualTokens' fields, in order.
+_FIELDS = ("tokens", "query_features", "frame_times", "frame_extra")
 
 
 class VisualTokenCache:
@@ -75,18 +77,19 @@ class VisualTokenCache:
             if not chunk:
                 continue
             pixels = torch.stack([self.preprocessor(d.frames) for d in decoded])
-            visual = self.model.encode_video(pixels.to(device))
+            times = torch.stack([torch.as_tensor(d.timestamps, dtype=torch.float32) for d in decoded])
+            visual = self.model.encode_video(pixels.to(device), times.to(device))
             for i, video in enumerate(chunk):
                 tensors = {
-                    "tokens": visual.tokens[i].float().cpu().contiguous(),
-                    "query_features": visual.query_features[i].float().cpu().contiguous(),
-                    "frame_times": torch.as_tensor(decoded[i].timestamps, dtype=torch.float32),
+                    name: value[i].float().cpu().contiguous()
+                    for name, value in zip(_FIELDS, visual.tensors(), strict=True)
+                    if value is not None
                 }
                 write_atomic(self.path(video), lambda tmp, tensors=tensors: save_file(tensors, tmp))
 
     def get(self, video: VideoRef | Path) -> VisualTokens:
         """The cached tokens of one video, as a batch of one."""
         tensors = load_file(self.path(video))
-        return VisualTokens(tensors["tokens"][None], tensors["query_features"][None], tensors["frame_times"][None])
+        return VisualTokens(*(tensors[name][None] if name in tensors else None for name in _FIELDS))
 
 

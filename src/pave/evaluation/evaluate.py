@@ -21,7 +21,6 @@ from pave.evaluation.provenance import run_record
 from pave.evaluation.runner import generate_predictions
 from pave.evaluation.scoring import format_report, score
 from pave.files import write_text
-from pave.models.llava_onevision import DEFAULT_SYSTEM_PROMPT
 from pave.sidechannels.store import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ def evaluate(
     protocol = get_protocol(task)
     max_new_tokens = max_new_tokens or protocol.max_new_tokens
     used = {"system_prompt": processor.system_prompt, "max_new_tokens": max_new_tokens, "num_frames": num_frames}
-    deviations = protocol.deviations(used, DEFAULT_SYSTEM_PROMPT)
+    deviations = protocol.deviations(used, model.family.system_prompt or "")
     for line in deviations:  # comparable with published numbers only when there are none
         logger.warning("%s: differs from the task's protocol (%s): %s", task, protocol.source, line)
     suffix = f"_{run_name}" if run_name else ""

@@ -11,47 +11,49 @@ Patches (kind ``pave``) add deltas and keep the token count; adapters (:mod:`pav
 interleave, Q-Former, pooling) run after them, in the order they were added, and may change it.
 The processor must then be built with :meth:`PatchedModel.token_layout`.
 
-A saved patch directory holds ``patch_config.json`` (kind + :class:`PatchConfig`),
-``patch.safetensors`` and, when LoRA was trained with it, peft's ``adapter_config.json`` and
-``adapter_model.safetensors``. Saved tensor names carry no patch name, so patches load under any
-name and stack.
+Saving and loading go through the patch directory format of :mod:`pave.models.patch_dir`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pave import __version__
 from pave.adapters import AdapterConfig, TokenAdapter, TokenLayout
-from pave.adapters.base import NEWLINE_POSITIONS
-from pave.files import read_utf8, write_atomic, write_text
-from pave.methods import Method, SideLayout, get_kind, kind_of, kinds, method_for
-from pave.models import llava_onevision as family
+from pave.methods import Method, SideLayout, get_kind, kind_of, method_for
 from pave.models.devices import resolve_dtype
+from pave.models.families import family_of
+from pave.models.patch_dir import (
+    LORA_CONFIG_NAME,
+    LORA_WEIGHTS_NAME,
+    PATCH_CONFIG_NAME,
+    PATCH_WEIGHTS_NAME,
+    check_patch_dir,
+    load_safetensors,
+    read_patch,
+    read_patch_config,
+    read_record,
+    recorded_base,
+    recorded_newline_position,
+    write_patch,
+)
 from pave.patch import PatchAttention, PatchConfig
 from pave.tokens import SideInputs, VisualTokens
 
 logger = logging.getLogger(__name__)
 
-PATCH_CONFIG_NAME = "patch_config.json"
-PATCH_WEIGHTS_NAME = "patch.safetensors"
-LORA_CONFIG_NAME = "adapter_config.json"
-LORA_WEIGHTS_NAME = "adapter_model.safetensors"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 class PatchedModel(nn.Module):
-    """A base LLaVA-OneVision with patches and optional LoRA; base weights stay frozen.
+    """A base video LLM with patches and optional LoRA; base weights stay frozen.
 
     Args:
-        base: a ``LlavaOnevisionForConditionalGeneration``.
+        base: a transformers model of a registered base family (:mod:`pave.models.families`),
+            e.g. ``LlavaOnevisionForConditionalGeneration``.
         base_name: the model id or path it was loaded from (recorded in saved patches).
     """
 
@@ -59,12 +61,13 @@ class PatchedModel(nn.Module):
         super().__init__()
         base.requires_grad_(False)
         self.base = base
+        self.family = family_of(base.config)
         self.base_name = base_name or getattr(base.config, "_name_or_path", None) or None
         self.patches = nn.ModuleDict()
         self._inactive: set[str] = set()
         # Where the base's newline token goes among a video's tokens (see TokenLayout.newline):
         # transformers' one token per video, or "grid" for patches trained as the authors do.
-        self.newline_position = "one_token"
+        self.newline_position = self.family.newline_positions[0]
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -73,14 +76,11 @@ class PatchedModel(nn.Module):
 
         ``dtype``: default (``None`` or ``"auto"``) bfloat16 when a CUDA GPU is there, else
         float32 (:func:`~pave.models.devices.resolve_dtype`), not the checkpoint's float16."""
-        from transformers import LlavaOnevisionForConditionalGeneration
+        from transformers import AutoConfig
 
-        base = LlavaOnevisionForConditionalGeneration.from_pretrained(
-            model_location(model_id_or_path),
-            dtype=resolve_dtype(dtype),
-            use_safetensors=True,
-            **kwargs,
-        )
+        location = model_location(model_id_or_path)
+        family = family_of(AutoConfig.from_pretrained(location))
+        base = family.load(location, dtype=resolve_dtype(dtype), **kwargs)
         return cls(base, base_name=str(model_id_or_path)).eval()
 
     @property
@@ -108,7 +108,7 @@ class PatchedModel(nn.Module):
             r=r,
             lora_alpha=alpha,
             lora_dropout=dropout,
-            target_modules=target_modules or family.LORA_TARGET_MODULES,
+            target_modules=target_modules or self.family.lora_target_modules,
         )
         self.base = get_peft_model(self.base, lora)
 
@@ -145,11 +145,6 @@ class PatchedModel(nn.Module):
         self.patches[name] = module
         return module
 
-    def delete_patch(self, name: str) -> None:
-        self._require(name)
-        del self.patches[name]
-        self._inactive.discard(name)
-
     def set_active_patches(self, names: Iterable[str]) -> None:
         """Only these patches contribute from now on."""
         names = set(names)
@@ -175,17 +170,17 @@ class PatchedModel(nn.Module):
         """Refuse a patch or adapter built for another base: widths and token grid must match."""
         expected = {
             "output_dim (LLM hidden size)": self.config.text_config.hidden_size,
-            "visual_grid": family.visual_grid(self.config),
+            "visual_grid": self.family.visual_layout(self.config).grid,
         }
         if isinstance(config, AdapterConfig):
             actual = config.base_requirements()
-            expected["query_dim"] = family.query_dim(self.config, "vision")
+            expected["query_dim"] = self.family.query_dim(self.config, "vision")
         else:
             if config.query_source != "learnable":
-                expected["query_dim"] = family.query_dim(self.config, config.query_source)
+                expected["query_dim"] = self.family.query_dim(self.config, config.query_source)
             actual = {
                 "output_dim (LLM hidden size)": config.output_dim,
-                "visual_grid": config.visual_grid or family.visual_grid(self.config),
+                "visual_grid": config.visual_grid or self.family.visual_layout(self.config).grid,
                 "query_dim": config.query_dim,
             }
         for key, value in expected.items():
@@ -219,7 +214,7 @@ class PatchedModel(nn.Module):
 
     def token_layout(self) -> TokenLayout:
         """How many LLM tokens a video becomes with the active adapters (for the processor)."""
-        layout = TokenLayout(grid=family.visual_grid(self.config), newline=self.newline_position)
+        layout = self.family.token_layout(self.config, self.newline_position)
         for name in self.active_patches:
             module = self.patches[name]
             if isinstance(module, TokenAdapter):
@@ -257,9 +252,10 @@ class PatchedModel(nn.Module):
 
     # ----------------------------------------------------------------- computation
     def encode_video(self, pixel_values_videos: torch.Tensor, frame_times: torch.Tensor | None = None) -> VisualTokens:
-        """(B, T, 3, S, S) frames -> the frozen base's visual tokens (no gradient)."""
-        visual = family.encode_video(self.llava, pixel_values_videos)
-        visual.frame_times = frame_times
+        """(B, T, 3, S, S) frames -> the frozen base's visual tokens (no gradient); ``frame_times``
+        (B, T) become the times of the token grid's frames."""
+        visual = self.family.encode_video(self.llava, pixel_values_videos)
+        visual.frame_times = self.family.grid_times(frame_times)
         return visual
 
     def patched_tokens(
@@ -322,15 +318,16 @@ class PatchedModel(nn.Module):
                 raise ValueError("pass pixel_values_videos or precomputed visual tokens")
             visual = self.encode_video(pixel_values_videos, frame_times)
         tokens, extra = self.adapted_tokens(visual, side)
-        outputs = family.video_encoder_outputs(self.llava, tokens.to(self.llava.dtype), extra, self.newline_position)
-        produced = outputs["video"].pooler_output.shape[1]
-        placeholders = (input_ids == self.config.video_token_id).sum(dim=1)
-        if (placeholders != produced).any():
+        inputs = self.family.llm_inputs(self.llava, visual, tokens, extra, self.newline_position)
+        video = inputs["mm_encoder_outputs"]["video"].pooler_output  # (B, N, C_v) or B of (N, C_v)
+        produced = [len(v) for v in video]
+        placeholders = (input_ids == self.config.video_token_id).sum(dim=1).tolist()
+        if placeholders != produced:
             raise ValueError(
-                f"the prompts hold {placeholders.tolist()} video placeholders but the model gives "
+                f"the prompts hold {placeholders} video placeholders but the model gives "
                 f"{produced} tokens per video; build the processor with layout=model.token_layout()"
             )
-        return outputs
+        return inputs
 
     def forward(
         self,
@@ -348,13 +345,13 @@ class PatchedModel(nn.Module):
         ``input_ids`` (B, N) must hold the video placeholders (see
         :class:`~pave.models.processor.VideoChatProcessor`); frames come either as
         ``pixel_values_videos`` (with optional ``frame_times`` (B, T)) or as cached ``visual``
-        tokens. ``visual`` and ``side`` values may be dicts, as the collator builds them.
+        tokens, as the collator builds them.
         """
         return self.base(
             input_ids=input_ids,
             attention_mask=attention_mask,
             labels=labels,
-            mm_encoder_outputs=self._multimodal_inputs(input_ids, pixel_values_videos, visual, side, frame_times),
+            **self._multimodal_inputs(input_ids, pixel_values_videos, visual, side, frame_times),
             **kwargs,
         )
 
@@ -370,10 +367,8 @@ class PatchedModel(nn.Module):
         **generate_kwargs,
     ) -> torch.Tensor:
         """Generated token ids (B, new tokens); prompts must be left-padded for batches."""
-        mm = self._multimodal_inputs(input_ids, pixel_values_videos, visual, side, frame_times)
-        out = self.base.generate(
-            input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=mm, **generate_kwargs
-        )
+        video = self._multimodal_inputs(input_ids, pixel_values_videos, visual, side, frame_times)
+        out = self.base.generate(input_ids=input_ids, attention_mask=attention_mask, **video, **generate_kwargs)
         return out[:, input_ids.shape[1] :]
 
     # ----------------------------------------------------------------- files
@@ -389,14 +384,9 @@ class PatchedModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         if name is not None:
             module = self._require(name)
-            config = module.config
-            if config.base_model is None:
-                config.base_model = self.base_name
-            record = patch_record(kind_of(module).name, name, config, self.newline_position)
-            write_text(directory / PATCH_CONFIG_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
-            state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-            metadata = {"format": "pt", "kind": record["kind"]}
-            write_atomic(directory / PATCH_WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata=metadata))
+            if module.config.base_model is None:
+                module.config.base_model = self.base_name
+            write_patch(directory, name, module, self.newline_position)
         if self.has_lora:
             self.base.save_pretrained(directory, safe_serialization=True)
         return directory
@@ -408,24 +398,18 @@ class PatchedModel(nn.Module):
 
         directory = Path(directory)
         if (directory / PATCH_CONFIG_NAME).exists():
-            name = json.loads(read_utf8(directory / PATCH_CONFIG_NAME)).get("name") or self._patch_to_save()
-            self._require(name).load_state_dict(_load_safetensors(directory / PATCH_WEIGHTS_NAME), strict=True)
+            module = self._require(read_record(directory)["name"])
+            module.load_state_dict(load_safetensors(directory / PATCH_WEIGHTS_NAME), strict=True)
         if self.has_lora:
-            result = set_peft_model_state_dict(self.base, _load_safetensors(directory / LORA_WEIGHTS_NAME))
+            result = set_peft_model_state_dict(self.base, load_safetensors(directory / LORA_WEIGHTS_NAME))
             if result.unexpected_keys:
                 raise ValueError(f"{directory}: unexpected LoRA weights {result.unexpected_keys[:5]}")
 
     def load_patch(self, directory: str | Path, name: str | None = None, trainable: bool = False) -> nn.Module:
         """Load a saved patch (weights strictly, from safetensors only) under ``name``."""
-        config, module_cls, saved_name = read_patch_config(directory)
+        config, _, saved_name = read_patch_config(directory)
         self.check_compatible(config, source=str(directory))
-        module = module_cls(config)
-        weights = Path(directory) / PATCH_WEIGHTS_NAME
-        try:
-            module.load_state_dict(_load_safetensors(weights), strict=True)
-        except RuntimeError as err:
-            raise ValueError(f"{weights}: weights do not match {PATCH_CONFIG_NAME}: {err}") from None
-        return self.add_patch(name or saved_name, module, trainable=trainable)
+        return self.add_patch(name or saved_name, read_patch(directory), trainable=trainable)
 
     def load_lora(self, directory: str | Path, trainable: bool = False) -> None:
         """Load a LoRA adapter saved by peft (safetensors only)."""
@@ -433,7 +417,7 @@ class PatchedModel(nn.Module):
 
         if self.has_lora:
             raise ValueError("this model already has a LoRA adapter")
-        _load_safetensors(Path(directory) / LORA_WEIGHTS_NAME, check_only=True)
+        load_safetensors(Path(directory) / LORA_WEIGHTS_NAME, check_only=True)
         self.base = PeftModel.from_pretrained(self.base, str(directory), is_trainable=trainable)
 
     @classmethod
@@ -505,65 +489,6 @@ class PatchedModel(nn.Module):
         return candidates[0]
 
 
-def read_patch_config(directory: str | Path) -> tuple[PatchConfig | AdapterConfig, type[nn.Module], str]:
-    """(config, module class, saved name) of a patch directory."""
-    path = Path(directory) / PATCH_CONFIG_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{directory}: not a patch directory (no {PATCH_CONFIG_NAME})")
-    try:
-        record = json.loads(read_utf8(path))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    for key in ("kind", "config"):
-        if key not in record:
-            raise ValueError(f"{path}: missing field {key!r}")
-    known = kinds()
-    if record["kind"] not in known:
-        raise ValueError(f"{path}: unknown patch kind {record['kind']!r}; known: {sorted(known)}")
-    kind = known[record["kind"]]
-    config = kind.config_cls.from_dict(record["config"], source=str(path))
-    return config, kind.module_cls, record.get("name", Path(directory).name)
-
-
-def patch_record(kind: str, name: str, config, newline_position: str, **provenance) -> dict:
-    """What ``patch_config.json`` holds: the kind, name, config and newline position of a patch,
-    the pave version that wrote it and any provenance (a converted checkpoint's source)."""
-    record = {"kind": kind, "name": name, "pave_version": __version__, "newline_position": newline_position}
-    return record | {"config": config.to_dict()} | provenance
-
-
-def recorded_newline_position(directory: str | Path) -> str:
-    """The newline position a saved patch was trained with (older patches: transformers' one)."""
-    path = Path(directory) / PATCH_CONFIG_NAME
-    position = json.loads(read_utf8(path)).get("newline_position", "one_token")
-    if position not in NEWLINE_POSITIONS:
-        raise ValueError(f"{path}: newline_position must be one of {NEWLINE_POSITIONS}, got {position!r}")
-    return position
-
-
-def check_patch_dir(directory: str | Path) -> None:
-    """A patch directory is complete or refused: weights without the config that says what they
-    are would otherwise be skipped in silence."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: no such patch directory")
-    if (directory / LORA_CONFIG_NAME).exists():
-        try:
-            adapter = json.loads(read_utf8(directory / LORA_CONFIG_NAME))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{directory / LORA_CONFIG_NAME}: not valid JSON ({exc})") from None
-        if not isinstance(adapter, dict) or "peft_type" not in adapter:
-            raise ValueError(f"{directory / LORA_CONFIG_NAME}: not a peft adapter config (no 'peft_type')")
-    pairs = ((PATCH_WEIGHTS_NAME, PATCH_CONFIG_NAME, "patch"), (LORA_WEIGHTS_NAME, LORA_CONFIG_NAME, "LoRA adapter"))
-    for weights, config, what in pairs:
-        if (directory / weights).exists() and not (directory / config).exists():
-            raise ValueError(f"{directory}: {weights} without {config}; the {what} cannot be loaded without its config")
-        if (directory / config).exists() and not (directory / weights).exists():
-            _load_safetensors(directory / weights, check_only=True)  # names pickle files, else "missing"
-    if not any((directory / config).exists() for _, config, _ in pairs):
-        raise FileNotFoundError(f"{directory}: neither a patch ({PATCH_CONFIG_NAME}) nor a LoRA adapter ({LORA_CONFIG_NAME})")
-
-
 def looks_local(name: str | Path) -> bool:
     """Whether a model name is meant as a local path (a hub id is ``org/name``)."""
     text = str(name)
@@ -579,38 +504,3 @@ def model_location(name: str | Path) -> str:
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such model folder")
     return str(path)
-
-
-def recorded_base(directory: str | Path) -> str:
-    """The base model a saved patch (or LoRA-only adapter) was trained on."""
-    directory = Path(directory)
-    check_patch_dir(directory)
-    if (directory / PATCH_CONFIG_NAME).exists():
-        base = read_patch_config(directory)[0].base_model
-    else:
-        base = json.loads(read_utf8(directory / LORA_CONFIG_NAME)).get("base_model_name_or_path")
-    if not base:
-        raise ValueError(f"{directory}: no base model recorded; pass base=...")
-    return base
-
-
-def _load_safetensors(path: Path, check_only: bool = False) -> dict[str, torch.Tensor] | None:
-    """Load a safetensors file, refusing pickle-based checkpoints next to it."""
-    if not path.exists():
-        pickled = [p.name for p in path.parent.glob(f"{path.stem}*") if p.suffix in PICKLE_SUFFIXES]
-        if pickled:
-            raise ValueError(
-                f"{path.parent}: found {pickled} but no {path.name}; pickle checkpoints are refused "
-                "(they can run code when loaded). Convert them to safetensors."
-            )
-        raise FileNotFoundError(f"{path}: missing")
-    if check_only:
-        return None
-    try:
-        tensors = load_file(path)
-    except Exception as exc:  # safetensors raises its own types for truncated or foreign files
-        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
-    broken = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if broken:
-        raise ValueError(f"{path}: NaN or Inf values in {broken[:5]}; the run that wrote it diverged")
-    return tensors

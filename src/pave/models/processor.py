@@ -1,7 +1,7 @@
-"""Prompts, answers and frames -> model inputs for a LLaVA-OneVision base.
+"""Prompts, answers and frames -> model inputs for a base video LLM of any registered family.
 
 The checkpoint's multimodal chat template renders the conversation: real LLaVA-OneVision
-checkpoints keep it with the processor (``chat_template.jinja`` or ``chat_template.json``), and
+checkpoints, for one, keep it with the processor (``chat_template.jinja`` or ``chat_template.json``), and
 their tokenizer's own template is Qwen2's text-only one, so it is read the way transformers'
 ``AutoProcessor`` reads it (without needing torchvision). Its single ``<video>`` placeholder is
 expanded to the number of visual tokens the model will scatter there (as transformers' processor
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from pave.adapters import TokenLayout
-from pave.models.llava_onevision import DEFAULT_SYSTEM_PROMPT, visual_grid
+from pave.models.families import family_of
 from pave.models.preprocess import VideoPreprocessor
 
 IGNORE_INDEX = -100
@@ -31,11 +31,11 @@ class VideoChatProcessor:
 
     Args:
         tokenizer: the base model's tokenizer.
-        config: the base model's ``LlavaOnevisionConfig``.
+        config: the base model's config (its family, :mod:`pave.models.families`, says the rest).
         preprocessor: frame preprocessing; defaults to the vision tower's input size.
         system_prompt: system message put before every question; ``None``: the one the base was
-            trained with (:data:`~pave.models.llava_onevision.DEFAULT_SYSTEM_PROMPT`), ``""``: none.
-        layout: the video's LLM tokens (grid, newline, extra); default: the base model's grid.
+            trained with (its family's ``system_prompt``), ``""``: none.
+        layout: the video's LLM tokens (grid, newline, extra); default: the base model's own.
         chat_template: the multimodal chat template (see :func:`processor_chat_template`);
             default: the tokenizer's own.
     """
@@ -51,9 +51,10 @@ class VideoChatProcessor:
     ):
         self.tokenizer = tokenizer
         self.config = config
-        self.layout = layout or TokenLayout(grid=visual_grid(config))
-        self.preprocessor = preprocessor or VideoPreprocessor(size=config.vision_config.image_size)
-        self.system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+        family = family_of(config)
+        self.layout = layout or family.token_layout(config, family.newline_positions[0])
+        self.preprocessor = preprocessor or family.preprocessor(None, config)
+        self.system_prompt = (family.system_prompt or "") if system_prompt is None else system_prompt
         self.chat_template = chat_template or tokenizer.chat_template
         if not self.chat_template:
             raise ValueError("the base model has no chat template (chat_template.jinja, chat_template.json or the tokenizer's)")
@@ -69,10 +70,7 @@ class VideoChatProcessor:
         from pave.models.patched import model_location
 
         model_id_or_path = model_location(model_id_or_path)
-        try:
-            preprocessor = VideoPreprocessor.from_pretrained(model_id_or_path)
-        except OSError:
-            preprocessor = None
+        preprocessor = model.family.preprocessor(model_id_or_path, model.config)
         tokenizer = AutoTokenizer.from_pretrained(model_id_or_path)
         return cls(
             tokenizer,

@@ -1,22 +1,19 @@
-"""Tiny LLaVA-OneVision models (SigLIP vision tower + Qwen2 LLM) built without any download.
+"""Tiny random base models built without any download, for tests and the quickstart.
 
-They have the architecture classes of the real checkpoints, the files of the real checkpoint
-folders (the processor's multimodal chat template beside a tokenizer whose own template is
-text-only, processor and image-processor configs) and go through the same ``save_pretrained`` /
-``from_pretrained`` path, so every code path a GPU user runs on
-``llava-hf/llava-onevision-qwen2-7b-ov-hf`` runs in the tests on CPU in seconds. A real-layout
-model (``real_layout=True``) also has the real special-token ids, config values and input size.
+Each base family (:mod:`pave.models.families`) builds its tiny model with the architecture
+classes of the real checkpoints and the files of the real checkpoint folders (processor files,
+chat templates, tokenizer), and saves it through the same ``save_pretrained`` /
+``from_pretrained`` path, so every code path a GPU user runs on a real checkpoint runs in the
+tests on CPU in seconds. A real-layout model (``real_layout=True``) also has the real
+special-token ids, config values and input size. This module holds what the families share: a
+small byte-level BPE tokenizer and the sizes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import torch
-
-from pave.configs import bundled_config
 
 VIDEO_TOKEN = "<video>"
 IMAGE_TOKEN = "<image>"
@@ -24,26 +21,8 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", IMAGE_TOKEN, VI
 # Where the real Qwen2-based checkpoints put those tokens: after 151,643 ordinary tokens.
 REAL_FIRST_SPECIAL_ID = 151643
 
-# The multimodal template the LLaVA-OneVision checkpoints keep beside their processor
-# (chat_template.json): content parts only; images, then videos, then text.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}"
-    "{# Render all images first #}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
-    "{# Render all video then #}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}{{ '<video>\n' }}{% endfor %}"
-    "{# Render all text next #}"
-    "{% if message['role'] != 'assistant' %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
-    "{% else %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{% generation %}{{ content['text'] }}{% endgeneration %}{% endfor %}"
-    "{% endif %}"
-    "{{'<|im_end|>' + '\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-# The checkpoints' tokenizer keeps Qwen2's text-only template, which cannot render content parts.
+# The Qwen2-based checkpoints' tokenizers keep Qwen2's text-only template, which cannot render
+# content parts.
 TEXT_CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -68,7 +47,8 @@ _CORPUS_WORDS = (
 
 @dataclass
 class TinySizes:
-    """Sizes of a tiny LLaVA-OneVision. ``image_size / patch_size`` patches per side, pooled 2x2."""
+    """Sizes of a tiny base model: its vision tower (``image_size / patch_size`` patches per side)
+    and its LLM."""
 
     vision_hidden: int = 32
     vision_layers: int = 2
@@ -133,143 +113,31 @@ def _with_real_special_ids(trained):
     return tok
 
 
-def tiny_config(tokenizer, sizes: TinySizes | None = None, real_values: bool = False):
-    """A ``LlavaOnevisionConfig`` with a tiny SigLIP and a tiny Qwen2.
-
-    ``real_values``: everything but the widths and depths as in the real 0.5B checkpoint's
-    config (vocabulary size, RoPE base, norm epsilon, context length, token ids, activations)."""
-    from transformers import LlavaOnevisionConfig, Qwen2Config, SiglipVisionConfig
-
-    sizes = sizes or TinySizes()
-    real = bundled_config("llava-onevision-0.5b.json") if real_values else None
-    widths = dict(
-        hidden_size=sizes.vision_hidden,
-        intermediate_size=2 * sizes.vision_hidden,
-        num_hidden_layers=sizes.vision_layers,
-        num_attention_heads=sizes.vision_heads,
-        image_size=sizes.image_size,
-        patch_size=sizes.patch_size,
-    )
-    vision = SiglipVisionConfig(**({**real["vision_config"], **widths} if real else widths))
-    text_widths = dict(
-        hidden_size=sizes.text_hidden,
-        intermediate_size=sizes.text_intermediate,
-        num_hidden_layers=sizes.text_layers,
-        num_attention_heads=sizes.text_heads,
-        num_key_value_heads=sizes.text_kv_heads,
-        # Wider than the usual 0.02 so that a random tiny model's logits are not all near zero and
-        # LoRA alone can move them (real checkpoints have learned embeddings of a useful scale).
-        initializer_range=0.1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    if real:
-        text = Qwen2Config(**{**real["text_config"], **text_widths})
-    else:
-        text = Qwen2Config(
-            vocab_size=len(tokenizer),
-            max_position_embeddings=4096,
-            tie_word_embeddings=True,
-            eos_token_id=tokenizer.eos_token_id,
-            **text_widths,
-        )
-    top = {k: v for k, v in (real or {}).items() if k not in ("text_config", "vision_config", "_name_or_path")}
-    return LlavaOnevisionConfig(
-        **{
-            "image_token_index": tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-            "video_token_index": tokenizer.convert_tokens_to_ids(VIDEO_TOKEN),
-            "vision_feature_layer": -1,
-            "vision_feature_select_strategy": "full",
-            "tie_word_embeddings": True,
-            **top,
-        },
-        vision_config=vision.to_dict(),
-        text_config=text.to_dict(),
-    )
+def real_layout_sizes(sizes: TinySizes | None = None) -> TinySizes:
+    """``sizes`` with the real checkpoints' SigLIP input: 384 px, 14-px patches (27 x 27)."""
+    return replace(sizes or TinySizes(), image_size=384, patch_size=14)
 
 
-# A real-layout model: the real checkpoint's input size and patch grid (384 px, 27x27 -> 14x14).
-REAL_LAYOUT_SIZES = TinySizes(image_size=384, patch_size=14)
-
-
-def save_tiny_model(
-    path: str | Path,
-    sizes: TinySizes | None = None,
-    seed: int = 0,
-    real_layout: bool = False,
-    template_file: str = "chat_template.json",
-) -> Path:
-    """Build a randomly initialised tiny LLaVA-OneVision and save it with the files of a real
-    checkpoint: weights (safetensors), config, generation config, tokenizer (Qwen2's text-only
-    template), the processor's multimodal template in ``template_file`` (``chat_template.json``
-    or ``chat_template.jinja``), ``processor_config.json`` and the image processor's
-    ``preprocessor_config.json``.
-
-    ``real_layout``: also the real special-token ids and config values (:func:`tiny_config`)
-    and, unless ``sizes`` says otherwise, the real input size and grid (:data:`REAL_LAYOUT_SIZES`).
-    """
-    from transformers import LlavaOnevisionForConditionalGeneration
-
-    sizes = sizes or (REAL_LAYOUT_SIZES if real_layout else TinySizes())
-    path = Path(path)
-    tokenizer = build_tokenizer(sizes.vocab_size, real_ids=real_layout)
-    torch.manual_seed(seed)
-    model = LlavaOnevisionForConditionalGeneration(tiny_config(tokenizer, sizes, real_values=real_layout))
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(path)
-    _save_tokenizer(path, tokenizer)
-    _save_processor_files(path, sizes, template_file)
-    return path
-
-
-def _save_tokenizer(path: Path, tokenizer) -> None:
-    """As the llava-hf checkpoints hold it: a ``Qwen2Tokenizer`` whose own (text-only) template
-    is in ``tokenizer_config.json``, not in the ``chat_template.jinja`` transformers would write."""
+def save_tokenizer(path: Path, tokenizer, tokenizer_class: str = "Qwen2Tokenizer", chat_template: str = TEXT_CHAT_TEMPLATE) -> None:
+    """As the llava-hf checkpoints hold it: the tokenizer's own (text-only) template in
+    ``tokenizer_config.json``, not in the ``chat_template.jinja`` transformers would write."""
     tokenizer.save_pretrained(path)
     (path / "chat_template.jinja").unlink(missing_ok=True)
     config_file = path / "tokenizer_config.json"
     config = json.loads(config_file.read_text())
-    config.update(tokenizer_class="Qwen2Tokenizer", chat_template=TEXT_CHAT_TEMPLATE)
-    _write_json(config_file, config)
+    config.update(tokenizer_class=tokenizer_class, chat_template=chat_template)
+    write_json(config_file, config)
 
 
-def _save_processor_files(path: Path, sizes: TinySizes, template_file: str) -> None:
-    """The processor files of the llava-hf checkpoints, with this model's input size."""
-    if template_file == "chat_template.json":
-        _write_json(path / template_file, {"chat_template": CHAT_TEMPLATE})
-    elif template_file == "chat_template.jinja":
-        (path / template_file).write_text(CHAT_TEMPLATE)
-    else:
-        raise ValueError(f"template_file must be chat_template.json or chat_template.jinja, got {template_file!r}")
-    grid = sizes.image_size // sizes.patch_size
-    _write_json(
-        path / "processor_config.json",
-        {
-            "image_token": IMAGE_TOKEN,
-            "num_image_tokens": grid * grid,
-            "processor_class": "LlavaOnevisionProcessor",
-            "video_token": VIDEO_TOKEN,
-            "vision_feature_select_strategy": "full",
-        },
-    )
-    _write_json(
-        path / "preprocessor_config.json",
-        {
-            "do_convert_rgb": True,
-            "do_normalize": True,
-            "do_pad": True,
-            "do_rescale": True,
-            "do_resize": True,
-            "image_mean": [0.5, 0.5, 0.5],
-            "image_processor_type": "LlavaOnevisionImageProcessor",
-            "image_std": [0.5, 0.5, 0.5],
-            "processor_class": "LlavaOnevisionProcessor",
-            "resample": 3,
-            "rescale_factor": 1 / 255,
-            "size": {"height": sizes.image_size, "width": sizes.image_size},
-        },
-    )
-
-
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def save_tiny_model(path: str | Path, family: str = "llava-onevision", seed: int = 0, real_layout: bool = False, **options) -> Path:
+    """A tiny random model of ``family`` saved like its real checkpoint
+    (:meth:`BaseFamily.save_tiny <pave.models.families.BaseFamily.save_tiny>`; ``options`` are
+    the family's, e.g. ``sizes``)."""
+    from pave.models.families import get_family
+
+    path = Path(path)
+    return get_family(family).save_tiny(path, seed=seed, real_layout=real_layout, **options)

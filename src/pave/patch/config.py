@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-from pave.files import read_utf8
 
 QUERY_SOURCES = ("vision", "projected", "learnable")
 ROPE_MODES = ("3d", "temporal", "none")
@@ -130,22 +126,6 @@ class PatchConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "PatchConfig") -> PatchConfig:
         """Build a config from a dict, refusing unknown keys (``source`` names where it came from)."""
         return config_from_dict(cls, data, source)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> PatchConfig:
-        path = Path(path)
-        try:
-            data = json.loads(read_utf8(path))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no patch config here") from None
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data, source=str(path))
 
 
 def config_from_dict(cls, data: dict[str, Any], source: str):

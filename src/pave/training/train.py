@@ -17,13 +17,13 @@ from pave.data.datasets.base import load_samples
 from pave.files import write_text
 from pave.methods import SideLayout, get_method, kind_of, methods
 from pave.models.devices import resolve_dtype
-from pave.models.patched import (
+from pave.models.patch_dir import (
     LORA_CONFIG_NAME,
     PATCH_CONFIG_NAME,
-    PatchedModel,
     read_patch_config,
     recorded_newline_position,
 )
+from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
 from pave.recipes import Recipe
 from pave.sidechannels.store import FeatureStore
