@@ -17,6 +17,20 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_base(tiny_model_dir, tmp_path_factory):
+    """family name -> a tiny model of that base family saved like its real checkpoint (built on
+    first use, once per session; LLaVA-OneVision's is ``tiny_model_dir``)."""
+    built = {"llava-onevision": tiny_model_dir}
+
+    def get(family: str):
+        if family not in built:
+            built[family] = save_tiny_model(tmp_path_factory.mktemp(f"tiny-{family}"), family=family)
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def real_layout_dir(tmp_path_factory):
     """A folder laid out like ``llava-hf/llava-onevision-qwen2-0.5b-ov-hf``: the processor's
     template in chat_template.json, Qwen2's text-only template in the tokenizer, the real

@@ -27,12 +27,14 @@ RESIZE_ALGORITHM = "bicubic-antialias-uint8"
 @dataclass
 class VideoPreprocessor:
     """Resize frames to ``size`` x ``size`` (antialiased bicubic, as SigLIP's processor), rescale,
-    normalise."""
+    normalise. With ``crop`` (CLIP's processors), resize the shortest edge to ``size`` keeping the
+    aspect ratio, then cut the central ``size`` x ``size``."""
 
     size: int = 384
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     rescale_factor: float = 1 / 255
+    crop: bool = False
 
     @classmethod
     def from_pretrained(cls, model_id_or_path: str, **hub_kwargs) -> VideoPreprocessor:
@@ -56,6 +58,7 @@ class VideoPreprocessor:
             mean=tuple(data.get("image_mean", cls.mean)),
             std=tuple(data.get("image_std", cls.std)),
             rescale_factor=float(data.get("rescale_factor", cls.rescale_factor)),
+            crop=bool(data.get("do_center_crop", False)),
         )
 
     @property
@@ -70,15 +73,27 @@ class VideoPreprocessor:
         if x.dim() != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
             raise ValueError(f"expected uint8 frames of shape (T, H, W, 3), got {tuple(x.shape)} {x.dtype}")
         x = x.permute(0, 3, 1, 2)
-        if x.shape[-2:] != (self.size, self.size):
-            # As torchvision resizes uint8 images: natively in uint8 on the CPU, elsewhere in
-            # float32, clamped and rounded. Without antialiasing, 1080p frames differ by up to 2.
-            if x.device.type == "cpu":
-                x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)
-            else:
-                x = F.interpolate(x.float(), size=(self.size, self.size), mode="bicubic", antialias=True)
-                x = x.clamp_(0, 255).round_()
+        height, width = x.shape[-2:]
+        if self.crop:  # the shortest edge to size, as CLIP's processor rounds the other one
+            short, long = sorted((height, width))
+            target = (self.size, int(self.size * long / short))
+            x = _resize(x, target if height <= width else target[::-1])
+            top, left = (x.shape[-2] - self.size) // 2, (x.shape[-1] - self.size) // 2
+            x = x[..., top : top + self.size, left : left + self.size]
+        else:
+            x = _resize(x, (self.size, self.size))
         # Rescaling folded into the normalisation, in the same float arithmetic as transformers.
         mean = (torch.tensor(self.mean) * (1.0 / self.rescale_factor)).view(1, 3, 1, 1)
         std = (torch.tensor(self.std) * (1.0 / self.rescale_factor)).view(1, 3, 1, 1)
         return (x.float() - mean) / std
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bicubic resizing of (T, 3, H, W) uint8 frames, as torchvision resizes them:
+    natively in uint8 on the CPU, elsewhere in float32, clamped and rounded (without
+    antialiasing, 1080p frames differ by up to 2)."""
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if x.device.type == "cpu":
+        return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return F.interpolate(x.float(), size=size, mode="bicubic", antialias=True).clamp_(0, 255).round_()

@@ -59,6 +59,9 @@ class VideoChatProcessor:
         if not self.chat_template:
             raise ValueError("the base model has no chat template (chat_template.jinja, chat_template.json or the tokenizer's)")
         self.video_token = tokenizer.convert_ids_to_tokens(config.video_token_id)
+        # What the tokenizer puts before any text it encodes (LLaMA's <s>; nothing for Qwen2), as
+        # transformers' processors tokenise the rendered prompt with special tokens.
+        self.prefix_ids = tokenizer("", add_special_tokens=True)["input_ids"]
 
     @classmethod
     def from_pretrained(cls, model_id_or_path, model, system_prompt: str | None = None) -> VideoChatProcessor:
@@ -97,7 +100,7 @@ class VideoChatProcessor:
         context is what the template adds between one answer and the next, so training sees every
         turn exactly as generation renders it after the same history.
         """
-        ids: list[int] = []
+        ids: list[int] = list(self.prefix_ids)
         labels: list[int] = []
         rendered = ""  # the conversation so far, up to and including the last answer's end of turn
         videos = 0

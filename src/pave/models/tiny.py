@@ -11,15 +11,44 @@ small byte-level BPE tokenizer and the sizes.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 VIDEO_TOKEN = "<video>"
 IMAGE_TOKEN = "<image>"
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", IMAGE_TOKEN, VIDEO_TOKEN)
-# Where the real Qwen2-based checkpoints put those tokens: after 151,643 ordinary tokens.
-REAL_FIRST_SPECIAL_ID = 151643
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """The special tokens of a family's tokenizer.
+
+    Attributes:
+        special: every special token (the first ones get ids 0, 1, ... in a tiny vocabulary).
+        real_ids: the real checkpoint's id of each special token (``real_ids=True`` in
+            :func:`build_tokenizer`); ordinary tokens fill the ids between, unused fillers the rest.
+        eos, pad: the end-of-turn and padding tokens; bos: prepended by ``add_special_tokens``
+            (LLaMA's ``<s>``), None for none.
+        extra: ``additional_special_tokens`` (the image and video placeholders).
+    """
+
+    special: tuple[str, ...]
+    real_ids: dict[str, int]
+    eos: str
+    pad: str
+    bos: str | None = None
+    extra: tuple[str, ...] = (IMAGE_TOKEN, VIDEO_TOKEN)
+
+
+#: Qwen2's special tokens as the LLaVA-OneVision checkpoints number them (after 151,643 ordinary
+#: tokens).
+QWEN2_TOKENS = TokenizerSpec(
+    special=("<|endoftext|>", "<|im_start|>", "<|im_end|>", IMAGE_TOKEN, VIDEO_TOKEN),
+    real_ids={"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, IMAGE_TOKEN: 151646, VIDEO_TOKEN: 151647},
+    eos="<|im_end|>",
+    pad="<|endoftext|>",
+)
 
 # The Qwen2-based checkpoints' tokenizers keep Qwen2's text-only template, which cannot render
 # content parts.
@@ -63,13 +92,14 @@ class TinySizes:
     vocab_size: int = 1024
 
 
-def build_tokenizer(vocab_size: int = 1024, real_ids: bool = False):
-    """A byte-level BPE tokenizer with the video/image tokens and Qwen2's text-only template.
+def build_tokenizer(vocab_size: int = 1024, real_ids: bool = False, spec: TokenizerSpec = QWEN2_TOKENS, chat_template: str | None = TEXT_CHAT_TEMPLATE):
+    """A byte-level BPE tokenizer with ``spec``'s special tokens and the tokenizer's own chat
+    template (Qwen2's text-only one by default).
 
     ``real_ids`` pads the vocabulary with unused tokens so that the special tokens get the ids of
-    the real checkpoints (``<|endoftext|>`` 151643 ... ``<video>`` 151647).
+    the real checkpoints (``spec.real_ids``).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -77,7 +107,7 @@ def build_tokenizer(vocab_size: int = 1024, real_ids: bool = False):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(spec.special),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -85,31 +115,41 @@ def build_tokenizer(vocab_size: int = 1024, real_ids: bool = False):
     corpus = [" ".join(_CORPUS_WORDS)] * 4 + [w for w in _CORPUS_WORDS for _ in range(4)]
     tok.train_from_iterator(corpus, trainer=trainer)
     if real_ids:
-        tok = _with_real_special_ids(tok)
+        tok = _with_real_special_ids(tok, spec)
+    if spec.bos is not None:  # as LLaMA's tokenizer: <s> before every text it encodes with special tokens
+        bos_id = tok.token_to_id(spec.bos)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{spec.bos} $A", pair=f"{spec.bos} $A {spec.bos} $B", special_tokens=[(spec.bos, bos_id)]
+        )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=[IMAGE_TOKEN, VIDEO_TOKEN],
-        chat_template=TEXT_CHAT_TEMPLATE,
+        bos_token=spec.bos,
+        eos_token=spec.eos,
+        pad_token=spec.pad,
+        additional_special_tokens=list(spec.extra),
+        chat_template=chat_template,
         padding_side="right",
     )
 
 
-def _with_real_special_ids(trained):
-    """The same BPE with its ordinary tokens first, unused fillers up to
-    :data:`REAL_FIRST_SPECIAL_ID` and the special tokens after them (the merges produce no filler)."""
+def _with_real_special_ids(trained, spec: TokenizerSpec):
+    """The same BPE with the special tokens at their real ids, the ordinary tokens in order at the
+    free ids from 0 and unused fillers in the gaps (the merges produce no filler)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     model = json.loads(trained.to_str())["model"]
-    ordinary = sorted((i, t) for t, i in model["vocab"].items() if t not in SPECIAL_TOKENS)
-    vocab = {token: new for new, (_, token) in enumerate(ordinary)}
-    vocab.update({f"[unused{i}]": i for i in range(len(vocab), REAL_FIRST_SPECIAL_ID)})
+    ordinary = [t for _, t in sorted((i, t) for t, i in model["vocab"].items() if t not in spec.special)]
+    taken = set(spec.real_ids.values())
+    free = (i for i in itertools.count() if i not in taken)
+    vocab = {token: next(free) for token in ordinary}
+    used = taken | set(vocab.values())
+    vocab |= {f"[unused{i}]": i for i in range(max(used)) if i not in used}
+    vocab |= spec.real_ids
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    tok.add_special_tokens(sorted(spec.special, key=spec.real_ids.__getitem__))
     return tok
 
 
@@ -126,6 +166,8 @@ def save_tokenizer(path: Path, tokenizer, tokenizer_class: str = "Qwen2Tokenizer
     config_file = path / "tokenizer_config.json"
     config = json.loads(config_file.read_text())
     config.update(tokenizer_class=tokenizer_class, chat_template=chat_template)
+    if chat_template is None:
+        del config["chat_template"]
     write_json(config_file, config)
 
 

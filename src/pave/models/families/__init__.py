@@ -97,7 +97,7 @@ class BaseFamily:
     def preprocessor(self, location: str | None, config):
         """Frames (T, H, W, 3) uint8 -> pixel values (T, 3, S, S): a
         :class:`~pave.models.preprocess.VideoPreprocessor` with the numbers of the checkpoint at
-        ``location``, else (none there, or no location) the vision tower's input size."""
+        ``location``, else (none there, or no location) :meth:`default_preprocessor`."""
         from pave.models.preprocess import VideoPreprocessor
 
         if location is not None:
@@ -105,6 +105,13 @@ class BaseFamily:
                 return VideoPreprocessor.from_pretrained(location)
             except OSError:
                 pass
+        return self.default_preprocessor(config)
+
+    def default_preprocessor(self, config):
+        """The preprocessing of a checkpoint that ships no preprocessor file: the vision tower's
+        input size with SigLIP's numbers."""
+        from pave.models.preprocess import VideoPreprocessor
+
         return VideoPreprocessor(size=config.vision_config.image_size)
 
     # ---- the seam
@@ -134,7 +141,7 @@ class BaseFamily:
 
 _FAMILIES: dict[str, BaseFamily] = {}
 # Modules whose import registers the built-in families.
-_BUILTIN = ("llava_onevision",)
+_BUILTIN = ("llava_onevision", "video_llava")
 
 
 def register(family: BaseFamily) -> BaseFamily:
