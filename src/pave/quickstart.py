@@ -55,12 +55,13 @@ class QuickstartSettings:
     """Everything a quickstart run depends on; ``fast()`` is the reduced run the tests use."""
 
     out: str = "outputs/quickstart"
-    base: str | None = None  # a real LLaVA-OneVision id or path; None = the tiny built-in base
+    base: str | None = None  # a real base model's id or path; None = the tiny built-in base
+    family: str = "llava-onevision"  # of the tiny built-in base (pave.models.families)
     dtype: str = "auto"  # of the base: auto = bfloat16 on a GPU, float32 on the CPU
     seed: int = 0
     num_frames: int = 8
     data: SyntheticSpec = field(default_factory=SyntheticSpec)
-    sizes: TinySizes = field(default_factory=TinySizes)
+    sizes: TinySizes | None = None  # of the tiny base; None: its family's quickstart sizes
     pretrain_epochs: float = 15.0
     pretrain_lr: float = 2e-3
     epochs: float = 15.0
@@ -220,9 +221,10 @@ def _evaluate(name, method, model, base, settings, data_root, annotations, audio
 
 
 def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain_annotations: Path) -> Path:
-    """The tiny base, pre-trained (all weights) on visual questions only; cached by settings."""
+    """The tiny base of ``settings.family``, pre-trained (all weights) on visual questions only;
+    cached by settings."""
     key = json.dumps(
-        [BASE_REVISION, DATA_REVISION, asdict(settings.data), asdict(settings.sizes), settings.seed, settings.num_frames, settings.pretrain_epochs, settings.pretrain_lr],
+        [BASE_REVISION, DATA_REVISION, settings.family, asdict(settings.data), asdict(settings.sizes) if settings.sizes else None, settings.seed, settings.num_frames, settings.pretrain_epochs, settings.pretrain_lr],
         sort_keys=True,
     )
     target = cache_dir() / f"quickstart-base-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
@@ -231,7 +233,7 @@ def pretrained_tiny_base(settings: QuickstartSettings, data_root: Path, pretrain
         return target
     scratch = target.with_name(target.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
-    save_tiny_model(scratch, sizes=settings.sizes, seed=settings.seed)
+    save_tiny_model(scratch, family=settings.family, sizes=settings.sizes, seed=settings.seed)
     model = PatchedModel.from_base(str(scratch), dtype=torch.float32)  # the same base on a GPU or a CPU
     model.llava.requires_grad_(True)  # pre-training: every weight of the base learns
     processor = VideoChatProcessor.from_pretrained(scratch, model, SYSTEM_PROMPT)

@@ -6,6 +6,8 @@ import argparse
 import logging
 
 logger = logging.getLogger(__name__)
+# --base tiny-FAMILY: the tiny built-in base of that family.
+TINY = "tiny-"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run PAVE end to end on a tiny built-in model and a synthetic audio-visual benchmark",
         description=(
             "Generate a synthetic audio-visual QA benchmark (real mp4 files), extract its audio side "
-            "channel, pre-train (once, cached) a tiny LLaVA-OneVision on visual questions, then compare "
+            "channel, pre-train (once, cached) a tiny base video LLM on visual questions, then compare "
             "zero-shot, LoRA fine-tuning without audio (FT) and PAVE (patch + LoRA with audio). "
             "--methods adds the paper's ablations and the related systems' adapters."
         ),
@@ -26,7 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--base",
         default=None,
-        help="a real LLaVA-OneVision model id or path instead of the tiny built-in base",
+        help=(
+            "the base: tiny-FAMILY for the tiny built-in base of a family (default tiny-llava-onevision; "
+            "tiny-video-llava, tiny-qwen2.5-vl, ...), or a real model id or path"
+        ),
     )
     add_dtype_argument(parser)  # the device is the GPU when there is one
     parser.add_argument("--fast", action="store_true", help="a much smaller run (about a minute), for smoke tests")
@@ -42,12 +47,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pave.models.families import get_family
     from pave.quickstart import QuickstartSettings, format_table, run
 
     settings = QuickstartSettings.fast() if args.fast else QuickstartSettings()
     settings.out, settings.seed, settings.base, settings.dtype = args.out, args.seed, args.base, args.dtype
     settings.data.seed = args.seed
-    if args.base:  # a real checkpoint: the paper's patch, LoRA and frame count, smaller batches
+    if args.base and args.base.startswith(TINY):
+        settings.base, settings.family = None, get_family(args.base[len(TINY) :]).name
+    elif args.base:  # a real checkpoint: the paper's patch, LoRA and frame count, smaller batches
         settings.configs, settings.lora_r, settings.lora_alpha, settings.num_frames, settings.batch_size = {}, 64, 16, 32, 4
     results = run(settings, methods=[m.strip() for m in args.methods.split(",") if m.strip()])
     print(format_table(results["rows"]))

@@ -156,7 +156,8 @@ class VideoLlava(BaseFamily):
             VideoLlavaForConditionalGeneration,
         )
 
-        sizes = sizes or (TinySizes(image_size=224, patch_size=14) if real_layout else TinySizes())
+        # Unpooled, so 8-px patches give the 4 x 4 grid the tiny LLaVA-OneVision pools 8 x 8 to.
+        sizes = sizes or (TinySizes(image_size=224, patch_size=14) if real_layout else TinySizes(patch_size=8))
         tokenizer = build_tokenizer(sizes.vocab_size, real_ids=real_layout, spec=LLAMA_TOKENS, chat_template=None)
         real = bundled_config("video-llava-7b.json") if real_layout else {}
         vision = dict(
