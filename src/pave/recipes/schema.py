@@ -28,13 +28,14 @@ class ModelSection:
     """The base model. ``base``: a model id or local path; ``dtype``: ``auto`` picks bfloat16
     where the hardware supports it, else float32. ``newline_position``: where the base's newline
     token goes among a video's tokens: ``one_token`` (transformers: once per video), ``grid``
-    (after every row of every frame: the authors' setting), ``frame`` or ``no_token``; saved with
-    the patch, so inference lays videos out the same way."""
+    (after every row of every frame: the authors' setting), ``frame`` or ``no_token``; unset, the
+    base family's own (``one_token`` for LLaVA-OneVision, ``no_token`` for bases without one);
+    saved with the patch, so inference lays videos out the same way."""
 
     base: str = "llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
     dtype: str = "auto"
     num_frames: int = 32
-    newline_position: str = "one_token"
+    newline_position: str | None = None
 
 
 @dataclass

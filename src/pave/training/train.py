@@ -38,18 +38,24 @@ def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
         dtype = resolve_dtype(recipe.model.dtype)
     except ValueError as exc:
         raise ValueError(f"model.dtype: {exc}") from None
-    if recipe.model.newline_position not in NEWLINE_POSITIONS:
-        raise ValueError(f"model.newline_position must be one of {NEWLINE_POSITIONS}, got {recipe.model.newline_position!r}")
+    position = recipe.model.newline_position
+    if position is not None and position not in NEWLINE_POSITIONS:
+        raise ValueError(f"model.newline_position must be one of {NEWLINE_POSITIONS}, got {position!r}")
+    model = PatchedModel.from_base(recipe.model.base, dtype=dtype)
+    position = position or model.newline_position  # unset: the base family's own
+    try:
+        model.family.check_newline(position)
+    except ValueError as exc:
+        raise ValueError(f"model.newline_position: {exc}") from None
     # Patches a run starts from fix the token layout: they were trained on it.
     starts = [*recipe.patch.init_patches, *([recipe.patch.init_from] if recipe.patch.init_from else [])]
     for directory in starts:
-        if (Path(directory) / PATCH_CONFIG_NAME).exists() and recorded_newline_position(directory) != recipe.model.newline_position:
+        if (Path(directory) / PATCH_CONFIG_NAME).exists() and recorded_newline_position(directory) != position:
             raise ValueError(
                 f"{directory} was trained with newline position {recorded_newline_position(directory)!r}; "
                 "set model.newline_position to it"
             )
-    model = PatchedModel.from_base(recipe.model.base, dtype=dtype)
-    model.newline_position = recipe.model.newline_position
+    model.newline_position = position
     for directory in recipe.patch.init_patches:
         model.load_patch(directory, trainable=False)
     # Stage-wise training continues the LoRA trained with the earlier patches, if any.
