@@ -6,11 +6,9 @@ import json
 import pytest
 import torch
 
+from patched_inputs import FRAMES, audio, make_batch
 from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
-from pave.tokens import SideInputs
-
-FRAMES = 4
 
 
 @pytest.fixture
@@ -21,24 +19,6 @@ def model(tiny_model_dir):
 @pytest.fixture
 def processor(tiny_model_dir, model):
     return VideoChatProcessor.from_pretrained(tiny_model_dir, model)
-
-
-def make_batch(processor, answers=("red", "two blue"), padding_side="right"):
-    frames = [torch.randint(0, 256, (FRAMES, 20, 24, 3), dtype=torch.uint8) for _ in answers]
-    questions = ["what colour is the circle?", "how many beeps?"][: len(answers)]
-    return processor(questions, list(answers), frames=frames, padding_side=padding_side)
-
-
-def audio(batch_size=2, lengths=(7, 3), dim=12):
-    tokens = torch.randn(batch_size, max(lengths), 1, 1, dim)
-    mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]
-    return {"audio": SideInputs(tokens, mask)}
-
-
-def randomize_output(model, name):
-    with torch.no_grad():
-        model.patches[name].output_norm.weight.normal_()
-        model.patches[name].output_norm.bias.normal_()
 
 
 def test_mismatched_patch_is_refused(model, tmp_path):
