@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch 2.13.0 first, so the permissive range in pyproject.toml
 	# does not pull a multi-gigabyte CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,lmms]"
+	# lmms-eval for tests/integrations/test_lmms_eval.py, last and with --no-deps: its declared
+	# requirements pull torchvision, which replaces this torch with a CUDA build and breaks
+	# transformers' import next to the CPU one, and they downgrade av. The extra `lmms` holds
+	# what it imports at run time (docs/guides/lmms-eval.md).
+	$(BIN)/pip install --quiet --no-deps "lmms-eval==0.7.3"
 	touch $(STAMP)
 
 quickstart: $(STAMP)

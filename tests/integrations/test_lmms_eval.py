@@ -26,7 +26,9 @@ from transformers import AutoTokenizer
 
 from inference_media import save_patches, write_clip
 
-lmms_eval = pytest.importorskip("lmms_eval", reason="lmms-eval is not installed (pip install -e '.[lmms]')")
+lmms_eval = pytest.importorskip(
+    "lmms_eval", reason="lmms-eval is not installed (`make` installs it; see docs/guides/lmms-eval.md)"
+)
 
 from lmms_eval.utils import load_yaml_config  # noqa: E402
 
