@@ -127,6 +127,18 @@ def test_bundled_configs_state_the_architectures():
     assert (llama.hidden_size, llama.num_hidden_layers, llama.num_key_value_heads) == (4096, 32, 32)
 
 
+def test_qwen2_5_vl_7b_is_counted():
+    # 32 key frames merged in pairs: 16 token frames of 16 x 16 at 448 px; the public 8.29B
+    # parameters; its LLM has Qwen2-7B's shape, so LoRA is LLaVA-OneVision-7B's 161.5M.
+    config = load_base_config("qwen2.5-vl-7b")
+    visual = visual_layout(config)
+    assert (visual.frames, visual.grid, visual.feature_dim, visual.width) == (16, (16, 16), 1280, 3584)
+    acc = account("qwen2.5-vl-7b", "pave", "audio")
+    assert acc.llm_tokens == 16 * 256 + 40 and acc.flops_llm == llm_prefill_flops(config.text_config, 4136)
+    assert account("qwen2.5-vl-7b", "base").params_total == 8_292_166_656
+    assert account("qwen2.5-vl-7b", "ft").params_trainable == 161_480_704 < acc.params_trainable
+
+
 def test_any_config_on_disk_works(tmp_path):
     load_base_config(OV_05B).save_pretrained(tmp_path)
     from_dir = account(tmp_path, "pave", "audio")

@@ -265,7 +265,8 @@ class Answerer:
     def _generate(
         self, inputs: Inputs, question: str, max_new_tokens: int, **generate_kwargs
     ) -> torch.Tensor:
-        batch = self.processor([question], num_frames=inputs.visual.tokens.shape[1], padding_side="left")
+        frames = inputs.visual.tokens.shape[1] * self.processor.layout.frame_stride  # key frames
+        batch = self.processor([question], num_frames=frames, padding_side="left")
         return self.model.generate(
             batch["input_ids"].to(self.device),
             batch["attention_mask"].to(self.device),

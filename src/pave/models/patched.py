@@ -327,7 +327,7 @@ class PatchedModel(nn.Module):
                 f"the prompts hold {placeholders} video placeholders but the model gives "
                 f"{produced} tokens per video; build the processor with layout=model.token_layout()"
             )
-        return inputs
+        return inputs | self.family.prompt_inputs(self.config, input_ids, inputs)
 
     def forward(
         self,

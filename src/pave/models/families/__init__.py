@@ -133,6 +133,12 @@ class BaseFamily:
         tokens (B, N_x, C_v)."""
         raise NotImplementedError
 
+    def prompt_inputs(self, config, input_ids: torch.Tensor, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for ``forward``/``generate`` that depend on the prompt's ids (B, N) as
+        well as on the video's :meth:`llm_inputs` ``inputs``: none by default; Qwen2.5-VL's
+        ``mm_token_type_ids``, which say which tokens take its multimodal positions."""
+        return {}
+
     # ---- tests and the quickstart
     def save_tiny(self, path: Path, seed: int = 0, real_layout: bool = False, **sizes) -> Path:
         """A tiny random model of the family's classes, saved with the files of a real checkpoint."""
@@ -141,7 +147,7 @@ class BaseFamily:
 
 _FAMILIES: dict[str, BaseFamily] = {}
 # Modules whose import registers the built-in families.
-_BUILTIN = ("llava_onevision", "video_llava")
+_BUILTIN = ("llava_onevision", "video_llava", "qwen2_5_vl")
 
 
 def register(family: BaseFamily) -> BaseFamily:
