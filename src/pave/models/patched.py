@@ -116,9 +116,7 @@ class PatchedModel(nn.Module):
         """A config of a registered ``kind`` (:mod:`pave.methods`) sized for this base: the widths
         and token grid it takes from the base and, given its layout, from a side channel;
         ``key_frames`` per video default to the family's; ``settings`` set or override any field."""
-        from pave.flops import visual_layout
-
-        visual = visual_layout(self.config, key_frames)
+        visual = self.family.visual_layout(self.config, key_frames)
         return get_kind(kind).configure(visual, side, **({"base_model": self.base_name} | settings))
 
     def patch_config(self, side_dim: int, side_channel: str | None = None, side_grid=(1, 1), **overrides) -> PatchConfig:
