@@ -16,7 +16,10 @@ from pave.models.patched import PatchedModel
 from pave.models.processor import VideoChatProcessor
 from pave.tokens import SideInputs
 
-FAMILIES = ["llava-onevision", "video-llava"]
+FAMILIES = ["llava-onevision", "video-llava", "qwen2.5-vl"]
+# Bases whose own forward takes the processor's pixel_values_videos as they are (Qwen2.5-VL's takes
+# them flattened into patches, with their grid: tests/models/families/test_qwen2_5_vl.py compares it).
+SAME_PIXELS = ["llava-onevision", "video-llava"]
 
 
 @pytest.fixture(params=FAMILIES)
@@ -39,7 +42,11 @@ def plain_model(model, base_dir):
     return model.family.model_class().from_pretrained(base_dir).eval()
 
 
-def test_a_new_patch_leaves_the_logits_exactly_as_the_base(model, processor, base_dir):
+@pytest.mark.parametrize("family", SAME_PIXELS)
+def test_a_new_patch_leaves_the_logits_exactly_as_the_base(family, tiny_base):
+    base_dir = tiny_base(family)
+    model = PatchedModel.from_base(str(base_dir))
+    processor = VideoChatProcessor.from_pretrained(base_dir, model)
     model.add_patch("audio", model.patch_config(side_dim=12, side_channel="audio"))
     batch = make_batch(processor)
     with torch.no_grad():
@@ -173,4 +180,5 @@ def test_flops_count_the_family_from_its_config_alone(family, tiny_base):
     visual = found.visual_layout(config)
     base, pave = account(config, "base"), account(config, "pave", "audio")
     assert base.llm_tokens == visual.llm_tokens + 40 == pave.llm_tokens
-    assert visual.frames == found.default_frames and pave.flops_patch > 0
+    layout = found.token_layout(config, found.newline_positions[0])
+    assert visual.frames == layout.grid_frames(found.default_frames) and pave.flops_patch > 0

@@ -17,7 +17,8 @@ Two choices differ from Qwen's own processor, which picks a resolution per video
 min/max pixels and samples 2 frames a second: here every frame of a batch has one square size
 (:data:`DEFAULT_GRID` merged tokens a side, 448 px at 14-px patches: 256 tokens per pair of
 frames) so that videos stack, and the key frames are the data layer's, their times giving the
-temporal spacing.
+temporal spacing. A config may set another grid as ``vision_config.pave_video_grid`` (the tiny
+models do: 4 x 4 tokens, so the quickstart costs what it does on the other families).
 """
 
 from __future__ import annotations
@@ -94,9 +95,10 @@ QWEN25_VL_TOKENS = TokenizerSpec(
 
 
 def frame_size(config) -> int:
-    """Side in pixels of every frame: :data:`DEFAULT_GRID` merged patches."""
+    """Side in pixels of every frame: :data:`DEFAULT_GRID` (or the config's
+    ``pave_video_grid``) merged patches."""
     vision = config.vision_config
-    return DEFAULT_GRID * vision.patch_size * vision.spatial_merge_size
+    return getattr(vision, "pave_video_grid", DEFAULT_GRID) * vision.patch_size * vision.spatial_merge_size
 
 
 def visual_grid(config) -> tuple[int, int]:
@@ -292,15 +294,22 @@ class Qwen25VL(BaseFamily):
         return {"mm_token_type_ids": torch.where(in_grid, VIDEO_TYPE, TEXT_TYPE).to(torch.int32)}
 
     def save_tiny(
-        self, path: Path, seed: int = 0, real_layout: bool = False, sizes: TinySizes | None = None
+        self,
+        path: Path,
+        seed: int = 0,
+        real_layout: bool = False,
+        sizes: TinySizes | None = None,
+        video_grid: int | None = 4,
     ) -> Path:
         """A tiny Qwen2.5-VL saved with the files of ``Qwen/Qwen2.5-VL-7B-Instruct``: weights
         (safetensors), config, generation config, the tokenizer (its config holding the same
         multimodal template), ``chat_template.json`` and ``preprocessor_config.json``
         (the real keys and numbers). The vision tower keeps the real 14-px patches, 2 x 2 merging
-        and 112-px windows (4 x 4 tokens, so window attention reorders a 16 x 16 grid); its last
-        block attends fully, the others in windows. ``real_layout``: the real special-token ids
-        and every config value but the widths and depths."""
+        and 112-px windows (4 x 4 tokens); its last block attends fully, the others in windows.
+        ``video_grid``: merged tokens a side of every frame (``pave_video_grid``; default 4 x 4, a
+        frame pair costing what a frame does on the other tiny bases; 16 makes window attention
+        reorder the patches; None: :data:`DEFAULT_GRID`). ``real_layout``: the real special-token
+        ids and every config value but the widths and depths, and :data:`DEFAULT_GRID`."""
         from transformers import AutoConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
         sizes = sizes or TinySizes()
@@ -340,6 +349,8 @@ class Qwen25VL(BaseFamily):
             # The real checkpoints' patching, windows and time scale.
             vision |= dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=TEMPORAL_PATCH)
             vision |= dict(window_size=112, tokens_per_second=2)
+            if video_grid is not None:
+                vision |= dict(pave_video_grid=video_grid)
         ids = tokenizer.convert_tokens_to_ids
         config = Qwen2_5_VLConfig(
             text_config=text,
