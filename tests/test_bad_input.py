@@ -434,7 +434,7 @@ MISUSE_CASES = {
     "infer: --max-new-tokens 0": (lambda ctx: ([*infer_args(ctx["patch"], ctx), "--max-new-tokens", "0"], ["--max-new-tokens: must be at least 1, got 0"]), 2),
     "infer: a --batch file that is not UTF-8": (lambda ctx: ((ctx["tmp"] / "q.jsonl").write_bytes(b"\xff\n") and ["infer", "--patch", str(ctx["patch"]), "--batch", str(ctx["tmp"] / "q.jsonl")], ["q.jsonl: not UTF-8 text"]), 1),
     "flops: a base that does not exist": (lambda ctx: (["flops", "--base", str(ctx["tmp"] / "none"), "--method", "ft"], [str(ctx["tmp"] / "none")]), 1),
-    "quickstart: a tiny base of no family": (lambda ctx: (["quickstart", "--base", "tiny-llava-next", "--out", str(ctx["tmp"] / "q")], ["unknown base family 'llava-next'; registered: llava-onevision"]), 1),
+    "quickstart: a tiny base of no family": (lambda ctx: (["quickstart", "--base", "tiny-llava-next", "--out", str(ctx["tmp"] / "q")], ["unknown base family 'llava-next'; registered: llava-onevision, qwen2.5-vl, video-llava"]), 1),
     "train: a newline position the base family has not": (lambda ctx: (train_args(ctx["family"]("video-llava"), ctx["bench"], ctx["tmp"] / "run", None, "model.newline_position=grid"), ["model.newline_position: video-llava bases take newline positions ('no_token',), got 'grid'"]), 1),
     "subset: files with no video over a minute": (short_videos_only, 1),
 }

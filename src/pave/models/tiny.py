@@ -91,6 +91,30 @@ class TinySizes:
     text_intermediate: int = 128
     vocab_size: int = 1024
 
+    def vision_widths(self) -> dict:
+        """The widths, depth and input of a CLIP/SigLIP vision config."""
+        return dict(
+            hidden_size=self.vision_hidden,
+            intermediate_size=2 * self.vision_hidden,
+            num_hidden_layers=self.vision_layers,
+            num_attention_heads=self.vision_heads,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+        )
+
+    def text_widths(self) -> dict:
+        """The widths and depth of a Qwen2/LLaMA LLM config."""
+        return dict(
+            hidden_size=self.text_hidden,
+            intermediate_size=self.text_intermediate,
+            num_hidden_layers=self.text_layers,
+            num_attention_heads=self.text_heads,
+            num_key_value_heads=self.text_kv_heads,
+            # Wider than the usual 0.02 so that a random tiny model's logits are not all near zero and
+            # LoRA alone can move them (real checkpoints have learned embeddings of a useful scale).
+            initializer_range=0.1,
+        )
+
 
 def build_tokenizer(vocab_size: int = 1024, real_ids: bool = False, spec: TokenizerSpec = QWEN2_TOKENS, chat_template: str | None = TEXT_CHAT_TEMPLATE):
     """A byte-level BPE tokenizer with ``spec``'s special tokens and the tokenizer's own chat

@@ -167,7 +167,7 @@ def families() -> dict[str, BaseFamily]:
 def get_family(name: str) -> BaseFamily:
     known = families()
     if name not in known:
-        raise ValueError(f"unknown base family {name!r}; registered: {', '.join(known)}")
+        raise ValueError(f"unknown base family {name!r}; registered: {', '.join(sorted(known))}")
     return known[name]
 
 

@@ -208,26 +208,9 @@ def tiny_config(tokenizer, sizes: TinySizes | None = None, real_values: bool = F
 
     sizes = sizes or TinySizes()
     real = bundled_config("llava-onevision-0.5b.json") if real_values else None
-    widths = dict(
-        hidden_size=sizes.vision_hidden,
-        intermediate_size=2 * sizes.vision_hidden,
-        num_hidden_layers=sizes.vision_layers,
-        num_attention_heads=sizes.vision_heads,
-        image_size=sizes.image_size,
-        patch_size=sizes.patch_size,
-    )
+    widths = sizes.vision_widths()
     vision = SiglipVisionConfig(**({**real["vision_config"], **widths} if real else widths))
-    text_widths = dict(
-        hidden_size=sizes.text_hidden,
-        intermediate_size=sizes.text_intermediate,
-        num_hidden_layers=sizes.text_layers,
-        num_attention_heads=sizes.text_heads,
-        num_key_value_heads=sizes.text_kv_heads,
-        # Wider than the usual 0.02 so that a random tiny model's logits are not all near zero and
-        # LoRA alone can move them (real checkpoints have learned embeddings of a useful scale).
-        initializer_range=0.1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text_widths = sizes.text_widths() | {"pad_token_id": tokenizer.pad_token_id}
     if real:
         text = Qwen2Config(**{**real["text_config"], **text_widths})
     else:

@@ -319,15 +319,8 @@ class Qwen25VL(BaseFamily):
         real = AutoConfig.for_model(**bundled_config("qwen2.5-vl-7b.json")) if real_layout else None
         # Qwen's 16:24:24 split of the rotary frequencies among time, rows and columns, scaled.
         mrope = _mrope_section(sizes.text_hidden // sizes.text_heads)
-        text = dict(
-            hidden_size=sizes.text_hidden,
-            intermediate_size=sizes.text_intermediate,
-            num_hidden_layers=sizes.text_layers,
-            num_attention_heads=sizes.text_heads,
-            num_key_value_heads=sizes.text_kv_heads,
+        text = sizes.text_widths() | dict(
             rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope},
-            # Wider than the usual 0.02 so that a random tiny model's logits are not all near zero.
-            initializer_range=0.1,
             bos_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,

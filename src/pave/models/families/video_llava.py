@@ -160,24 +160,11 @@ class VideoLlava(BaseFamily):
         sizes = sizes or (TinySizes(image_size=224, patch_size=14) if real_layout else TinySizes(patch_size=8))
         tokenizer = build_tokenizer(sizes.vocab_size, real_ids=real_layout, spec=LLAMA_TOKENS, chat_template=None)
         real = bundled_config("video-llava-7b.json") if real_layout else {}
-        vision = dict(
-            hidden_size=sizes.vision_hidden,
-            intermediate_size=2 * sizes.vision_hidden,
-            num_hidden_layers=sizes.vision_layers,
-            num_attention_heads=sizes.vision_heads,
-            image_size=sizes.image_size,
-            patch_size=sizes.patch_size,
-        )
-        text = dict(
-            hidden_size=sizes.text_hidden,
-            intermediate_size=sizes.text_intermediate,
-            num_hidden_layers=sizes.text_layers,
-            num_attention_heads=sizes.text_heads,
-            num_key_value_heads=sizes.text_heads,
+        vision = sizes.vision_widths()
+        text = sizes.text_widths() | dict(
+            num_key_value_heads=sizes.text_heads,  # Vicuna has no grouped-query attention
             vocab_size=len(tokenizer),
             max_position_embeddings=4096,
-            # Wider than the usual 0.02, so a random tiny model's logits are not all near zero.
-            initializer_range=0.1,
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
