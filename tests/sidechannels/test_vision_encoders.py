@@ -31,6 +31,22 @@ def test_tower_features_are_the_base_models_own(tiny_model_dir, tower):
     torch.testing.assert_close(got.flatten(1, 2), expected)
 
 
+def test_video_llavas_video_tower_encodes_and_qwens_tower_is_refused(tiny_base):
+    """Video-LLaVA's CLIP video tower, at its feature layer without the CLS token; Qwen2.5-VL's
+    tower is not a CLIP/SigLIP patch grid, so the built-in encoders say so."""
+    from transformers import VideoLlavaForConditionalGeneration
+
+    folder = tiny_base("video-llava")
+    tower = VisionTower.from_pretrained(str(folder))
+    model = VideoLlavaForConditionalGeneration.from_pretrained(folder).eval()
+    images = frames(2, 1, side=40)
+    with torch.no_grad():
+        hidden = model.model.video_tower(tower.preprocess(images), output_hidden_states=True).hidden_states
+    torch.testing.assert_close(tower.encode(images).flatten(1, 2), hidden[model.config.vision_feature_layer][:, 1:])
+    with pytest.raises(ValueError, match="run CLIP or SigLIP towers .* not 'qwen2_5_vl_vision'"):
+        VisionTower.from_pretrained(str(tiny_base("qwen2.5-vl")))
+
+
 def test_pool_grid_modes():
     x = torch.arange(16.0).view(1, 4, 4, 1)
     assert pool_grid(x, (2, 2))[0, :, :, 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]

@@ -26,12 +26,20 @@ from pave.models.towers import hidden_states
 _WEIGHT_INDEX, _WEIGHT_FILE = "model.safetensors.index.json", "model.safetensors"
 
 
+# Where multimodal checkpoints keep the tower, in order of preference (Video-LLaVA has an image
+# tower too, with the same shapes).
+_TOWER_PREFIXES = ("video_tower.", "vision_tower.")
+# Towers these encoders know how to run: CLIP and SigLIP (patch grid, optional class token).
+_TOWER_TYPES = ("clip", "siglip")
+
+
 def _tower_state_dict(model_id_or_path: str, expected: set[str]) -> dict[str, torch.Tensor]:
     """The vision-tower tensors of a checkpoint, keyed as in ``expected`` (the state dict of the
     standalone vision model), reading nothing else.
 
-    A multimodal checkpoint names them ``[model.]vision_tower.[vision_model.]x``; a CLIP/SigLIP
-    checkpoint ``[vision_model.]x`` beside its text model. Checkpoints saved by transformers 4 and
+    A multimodal checkpoint names them ``[model.]vision_tower.[vision_model.]x`` (LLaVA) or
+    ``[model.]video_tower.[vision_model.]x`` (Video-LLaVA's video tower); a CLIP/SigLIP checkpoint
+    ``[vision_model.]x`` beside its text model. Checkpoints saved by transformers 4 and
     5 differ in the ``vision_model.`` part, so it is matched either way.
     """
     from safetensors import safe_open
@@ -47,11 +55,11 @@ def _tower_state_dict(model_id_or_path: str, expected: set[str]) -> dict[str, to
     for file in sorted(files):
         with safe_open(file, framework="pt") as f:
             keys = list(f.keys())
-            multimodal = any("vision_tower." in k for k in keys)
+            tower = next((p for p in _TOWER_PREFIXES if any(p in k for k in keys)), None)
             for key in keys:
-                if multimodal and "vision_tower." not in key:
+                if tower is not None and tower not in key:
                     continue
-                name = key.split("vision_tower.", 1)[-1]
+                name = key.split(tower, 1)[-1] if tower else key
                 for candidate in (name, name.removeprefix("vision_model."), f"vision_model.{name}"):
                     if candidate in expected:
                         state[candidate] = f.get_tensor(key)
@@ -95,6 +103,12 @@ class VisionTower:
 
         config = AutoConfig.from_pretrained(model_id_or_path)
         vision_config = getattr(config, "vision_config", config)
+        if not getattr(vision_config, "model_type", "").startswith(_TOWER_TYPES):
+            raise ValueError(
+                f"{model_id_or_path}: the built-in vision-tower encoders run CLIP or SigLIP towers (LLaVA-OneVision, "
+                f"LLaVA-Video, Video-LLaVA or a CLIP/SigLIP checkpoint), not {vision_config.model_type!r}; give "
+                "one of those as the encoder's model, or extracted features"
+            )
         if hasattr(config, "vision_feature_layer"):  # a LLaVA-style model: use its own choice
             layer = config.vision_feature_layer
             drop_cls = config.vision_feature_select_strategy == "default"
