@@ -36,7 +36,7 @@ test-slow: $(STAMP)
 # The core of the suite on the lowest versions pyproject.toml allows (torch stays the local 2.13.0).
 FLOOR := .venv-floor
 FLOOR_PINS := transformers peft accelerate safetensors
-FLOOR_TESTS := tests/patch tests/models tests/training tests/test_convert.py tests/test_inference.py
+FLOOR_TESTS := tests/patch tests/models tests/batching tests/recipes tests/training tests/test_convert.py tests/test_inference.py
 
 $(FLOOR)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(FLOOR)

@@ -262,7 +262,10 @@ def account(
     if isinstance(side_channel, SideLayout):
         side, side_name = side_channel, "custom"
     else:
-        side, side_name = side_layout(side_channel, visual.frames, duration), side_channel
+        # Side channels sampled per key frame (3D, exo) follow the key frames, which a base may
+        # merge into fewer token frames (Qwen2.5-VL: 2 into 1).
+        key_frames = frames or family_of(config).default_frames
+        side, side_name = side_layout(side_channel, key_frames, duration), side_channel
     if entry.side == "required" and side is None:
         raise ValueError(f"method {method!r} needs a side channel; choose from {SIDE_CHANNELS[1:]}")
     if entry.side == "none" and side is not None:

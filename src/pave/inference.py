@@ -37,7 +37,6 @@ from pave.tokens import SideInputs, VisualTokens
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FRAMES = 32
 RECIPE_NAME = "recipe.yaml"
 
 # Side media: a file or folder, or several files (exo views).
@@ -110,7 +109,8 @@ class Answerer:
     Args:
         model: a :class:`~pave.models.PatchedModel` (patches and LoRA loaded, in eval mode).
         processor: its :class:`~pave.models.processor.VideoChatProcessor`.
-        num_frames: key frames per video, as the patches were trained with.
+        num_frames: key frames per video, as the patches were trained with (default: the base
+            family's own).
         encoder_options: side channel name -> extra options of its encoder (e.g. ``{"audio":
             {"weights": "imagebind_huge.pth"}}``); vision-tower encoders get ``model=`` the base.
     """
@@ -119,12 +119,12 @@ class Answerer:
         self,
         model: PatchedModel,
         processor,
-        num_frames: int = DEFAULT_FRAMES,
+        num_frames: int | None = None,
         encoder_options: Mapping[str, dict] | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
-        self.num_frames = num_frames
+        self.num_frames = num_frames or model.family.default_frames
         self.encoder_options = dict(encoder_options or {})
         self._encoders: dict[str, SideChannelEncoder] = {}
         self._lock = threading.Lock()  # one generation at a time (the demo serves several users)
@@ -330,7 +330,13 @@ class Answerer:
         )
         title = f"patch {patch!r} ({channel}): cross-attention of key frame {key_frame}, {inputs.video.name}"
         return viz.save_heatmap(
-            path, window, key_image=inputs.frames.frames[key_frame], matrix=matrix, size=size, title=title
+            path,
+            window,
+            # The first key frame of the grid frame (bases that merge frames, e.g. Qwen2.5-VL).
+            key_image=inputs.frames.frames[key_frame * self.processor.layout.frame_stride],
+            matrix=matrix,
+            size=size,
+            title=title,
         )
 
 
@@ -434,7 +440,7 @@ def load_for_inference(
             none for the base model alone (then ``base`` is required).
         base: base model id or path; default: the one the first patch records.
         num_frames, system_prompt: default: as the patches were trained (``recipe.yaml`` saved
-            beside the first patch that has one), else 32 frames and no system prompt.
+            beside the first patch that has one), else the base family's frames and no system prompt.
         device: default CUDA when available, else CPU.
         dtype: the base's weights' dtype (``"auto"``/``None``: bfloat16 on a GPU, else float32).
     """
@@ -456,7 +462,7 @@ def load_for_inference(
     model.to(device)
     processor = VideoChatProcessor.from_pretrained(base, model, system_prompt)
     logger.info("loaded patch(es) %s on %s (%s)", model.active_patches, base, device)
-    return Answerer(model, processor, num_frames or DEFAULT_FRAMES, encoder_options)
+    return Answerer(model, processor, num_frames, encoder_options)
 
 
 def find_patches(folder: str | Path) -> list[Path]:

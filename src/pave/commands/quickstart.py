@@ -47,7 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pave.models.families import get_family
+    from transformers import AutoConfig
+
+    from pave.models.families import family_of, get_family
+    from pave.models.patched import model_location
     from pave.quickstart import QuickstartSettings, format_table, run
 
     settings = QuickstartSettings.fast() if args.fast else QuickstartSettings()
@@ -55,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     settings.data.seed = args.seed
     if args.base and args.base.startswith(TINY):
         settings.base, settings.family = None, get_family(args.base[len(TINY) :]).name
-    elif args.base:  # a real checkpoint: the paper's patch, LoRA and frame count, smaller batches
-        settings.configs, settings.lora_r, settings.lora_alpha, settings.num_frames, settings.batch_size = {}, 64, 16, 32, 4
+    elif args.base:  # a real checkpoint: the paper's patch and LoRA, its family's frames, smaller batches
+        frames = family_of(AutoConfig.from_pretrained(model_location(args.base))).default_frames
+        settings.configs, settings.lora_r, settings.lora_alpha, settings.num_frames, settings.batch_size = {}, 64, 16, frames, 4
     results = run(settings, methods=[m.strip() for m in args.methods.split(",") if m.strip()])
     print(format_table(results["rows"]))
     print(f"\nresults: {settings.out}/results.json" + (f"   patch: {results['patch_dir']}" if results["patch_dir"] else ""))

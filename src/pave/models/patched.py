@@ -444,7 +444,13 @@ class PatchedModel(nn.Module):
         positions = {recorded_newline_position(d) for d in dirs if (d / PATCH_CONFIG_NAME).exists()}
         if len(positions) > 1:
             raise ValueError(f"the patches were trained with different newline positions {sorted(positions)}; they cannot stack")
-        model.newline_position = positions.pop() if positions else model.newline_position
+        if positions:
+            position = positions.pop()
+            try:
+                model.family.check_newline(position)
+            except ValueError as exc:
+                raise ValueError(f"{dirs[0]} was trained with another base: {exc}") from None
+            model.newline_position = position
         for directory in dirs:
             if not (directory / PATCH_CONFIG_NAME).exists():  # a LoRA-only (FT) directory
                 continue

@@ -20,6 +20,9 @@ import torch.nn.functional as F
 
 # Files a checkpoint may hold its preprocessing facts in, most specific first.
 PREPROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+# CLIP's normalisation (OpenAI CLIP; Video-LLaVA's LanguageBind tower and Qwen2.5-VL use it too).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Bumped whenever the resizing arithmetic changes, so caches of older pixel values are not reused.
 RESIZE_ALGORITHM = "bicubic-antialias-uint8"
 

@@ -30,11 +30,12 @@ class ModelSection:
     token goes among a video's tokens: ``one_token`` (transformers: once per video), ``grid``
     (after every row of every frame: the authors' setting), ``frame`` or ``no_token``; unset, the
     base family's own (``one_token`` for LLaVA-OneVision, ``no_token`` for bases without one);
-    saved with the patch, so inference lays videos out the same way."""
+    saved with the patch, so inference lays videos out the same way. ``num_frames``: key frames
+    per video; unset, the family's own protocol (32 for LLaVA-OneVision, 8 for Video-LLaVA)."""
 
     base: str = "llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
     dtype: str = "auto"
-    num_frames: int = 32
+    num_frames: int | None = None
     newline_position: str | None = None
 
 

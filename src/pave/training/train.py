@@ -56,6 +56,8 @@ def build_model(recipe: Recipe) -> tuple[PatchedModel, VideoChatProcessor]:
                 "set model.newline_position to it"
             )
     model.newline_position = position
+    # Unset: the base family's own; the recipe saved beside the patch records what was used.
+    recipe.model.num_frames = recipe.model.num_frames or model.family.default_frames
     for directory in recipe.patch.init_patches:
         model.load_patch(directory, trainable=False)
     # Stage-wise training continues the LoRA trained with the earlier patches, if any.

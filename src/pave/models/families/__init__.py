@@ -13,7 +13,8 @@ A family (:class:`BaseFamily`) says, for the transformers models of its ``model_
 - and how to build a tiny random model of the same classes, saved like the real checkpoint
   (``save_tiny``), for tests and the quickstart.
 
-Adding a base is one module here with a subclass and a :func:`register` call, imported below.
+Adding a base is one module here with a subclass and a :func:`register` call, and its module
+name in ``_BUILTIN`` (the registry imports those on first lookup).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import nn
 
 from pave.adapters.base import TokenLayout
 from pave.methods import VisualLayout
+from pave.models.preprocess import VideoPreprocessor
 from pave.tokens import VisualTokens
 
 # The LLM Linear layers LoRA adapts in every family (all are Qwen2 or LLaMA decoders): attention,
@@ -98,8 +100,6 @@ class BaseFamily:
         """Frames (T, H, W, 3) uint8 -> pixel values (T, 3, S, S): a
         :class:`~pave.models.preprocess.VideoPreprocessor` with the numbers of the checkpoint at
         ``location``, else (none there, or no location) :meth:`default_preprocessor`."""
-        from pave.models.preprocess import VideoPreprocessor
-
         if location is not None:
             try:
                 return VideoPreprocessor.from_pretrained(location)
@@ -110,8 +110,6 @@ class BaseFamily:
     def default_preprocessor(self, config):
         """The preprocessing of a checkpoint that ships no preprocessor file: the vision tower's
         input size with SigLIP's numbers."""
-        from pave.models.preprocess import VideoPreprocessor
-
         return VideoPreprocessor(size=config.vision_config.image_size)
 
     # ---- the seam

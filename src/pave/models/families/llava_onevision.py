@@ -7,7 +7,7 @@ take the tokens out, add the patches' deltas and hand them back, without copying
 
 LLaVA-Video-7B/72B-Qwen2 in transformers' format (``llava-hf/LLaVA-Video-7B-Qwen2-hf``) are
 ``LlavaOnevisionForConditionalGeneration`` checkpoints too: SigLIP at 384 px, the same pooling
-and template, 64 frames in their own protocol; :data:`LLAVA_VIDEO` names them.
+and template, 64 frames in their own protocol; this family's ``model_ids`` name them.
 """
 
 from __future__ import annotations

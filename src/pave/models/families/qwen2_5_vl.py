@@ -34,6 +34,7 @@ from pave.adapters.base import TokenLayout
 from pave.configs import bundled_config
 from pave.methods import VisualLayout
 from pave.models.families import BaseFamily, lora_targets, register
+from pave.models.preprocess import CLIP_MEAN, CLIP_STD, VideoPreprocessor
 from pave.models.tiny import TinySizes, TokenizerSpec, build_tokenizer, save_tokenizer, write_json
 from pave.tokens import VisualTokens
 
@@ -43,9 +44,6 @@ DEFAULT_GRID = 16
 # Seconds between two token frames when the key frames' times are unknown: Qwen samples videos
 # at 2 fps and merges 2 frames, and transformers' get_rope_index assumes the same 1 s.
 DEFAULT_SECONDS_PER_GRID = 1.0
-# CLIP's normalisation, Qwen2.5-VL's image_mean / image_std.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Key frames per token frame (the vision config's temporal_patch_size in every Qwen2.5-VL).
 TEMPORAL_PATCH = 2
 # mm_token_type_ids values (transformers' processors): text, video.
@@ -246,8 +244,6 @@ class Qwen25VL(BaseFamily):
 
     def default_preprocessor(self, config):
         """:func:`frame_size` square frames with CLIP's numbers, Qwen2.5-VL's."""
-        from pave.models.preprocess import VideoPreprocessor
-
         return VideoPreprocessor(size=frame_size(config), mean=CLIP_MEAN, std=CLIP_STD)
 
     def encode_video(self, model, pixel_values_videos: torch.Tensor) -> VisualTokens:

@@ -19,6 +19,7 @@ from pave.adapters.base import TokenLayout
 from pave.configs import bundled_config
 from pave.methods import VisualLayout
 from pave.models.families import BaseFamily, lora_targets, register
+from pave.models.preprocess import CLIP_MEAN, CLIP_STD, VideoPreprocessor
 from pave.models.tiny import (
     IMAGE_TOKEN,
     VIDEO_TOKEN,
@@ -63,9 +64,6 @@ LLAMA_TOKENS = TokenizerSpec(
     bos="<s>",
 )
 
-# CLIP's normalisation, which the LanguageBind video tower was trained with.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _grid(config) -> tuple[int, int]:
@@ -105,8 +103,6 @@ class VideoLlava(BaseFamily):
 
     def default_preprocessor(self, config):
         """CLIP's: the shortest edge to the tower's input size, a centre crop, CLIP's numbers."""
-        from pave.models.preprocess import VideoPreprocessor
-
         return VideoPreprocessor(size=config.vision_config.image_size, mean=CLIP_MEAN, std=CLIP_STD, crop=True)
 
     @torch.no_grad()
