@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 VIDEO_TOKEN = "<video>"
@@ -40,26 +40,6 @@ class TokenizerSpec:
     bos: str | None = None
     extra: tuple[str, ...] = (IMAGE_TOKEN, VIDEO_TOKEN)
 
-
-#: Qwen2's special tokens as the LLaVA-OneVision checkpoints number them (after 151,643 ordinary
-#: tokens).
-QWEN2_TOKENS = TokenizerSpec(
-    special=("<|endoftext|>", "<|im_start|>", "<|im_end|>", IMAGE_TOKEN, VIDEO_TOKEN),
-    real_ids={"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, IMAGE_TOKEN: 151646, VIDEO_TOKEN: 151647},
-    eos="<|im_end|>",
-    pad="<|endoftext|>",
-)
-
-# The Qwen2-based checkpoints' tokenizers keep Qwen2's text-only template, which cannot render
-# content parts.
-TEXT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
-    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 # Text the tiny tokenizer's byte-level BPE is trained on, so that these words become single
 # tokens; any other text still tokenizes (byte fallback).
@@ -116,9 +96,9 @@ class TinySizes:
         )
 
 
-def build_tokenizer(vocab_size: int = 1024, real_ids: bool = False, spec: TokenizerSpec = QWEN2_TOKENS, chat_template: str | None = TEXT_CHAT_TEMPLATE):
+def build_tokenizer(spec: TokenizerSpec, vocab_size: int = 1024, real_ids: bool = False, chat_template: str | None = None):
     """A byte-level BPE tokenizer with ``spec``'s special tokens and the tokenizer's own chat
-    template (Qwen2's text-only one by default).
+    template, if any.
 
     ``real_ids`` pads the vocabulary with unused tokens so that the special tokens get the ids of
     the real checkpoints (``spec.real_ids``).
@@ -177,13 +157,8 @@ def _with_real_special_ids(trained, spec: TokenizerSpec):
     return tok
 
 
-def real_layout_sizes(sizes: TinySizes | None = None) -> TinySizes:
-    """``sizes`` with the real checkpoints' SigLIP input: 384 px, 14-px patches (27 x 27)."""
-    return replace(sizes or TinySizes(), image_size=384, patch_size=14)
-
-
-def save_tokenizer(path: Path, tokenizer, tokenizer_class: str = "Qwen2Tokenizer", chat_template: str = TEXT_CHAT_TEMPLATE) -> None:
-    """As the llava-hf checkpoints hold it: the tokenizer's own (text-only) template in
+def save_tokenizer(path: Path, tokenizer, tokenizer_class: str, chat_template: str | None) -> None:
+    """As the real checkpoints hold it: the tokenizer's own template (if any) in
     ``tokenizer_config.json``, not in the ``chat_template.jinja`` transformers would write."""
     tokenizer.save_pretrained(path)
     (path / "chat_template.jinja").unlink(missing_ok=True)

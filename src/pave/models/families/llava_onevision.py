@@ -26,8 +26,8 @@ from pave.models.tiny import (
     IMAGE_TOKEN,
     VIDEO_TOKEN,
     TinySizes,
+    TokenizerSpec,
     build_tokenizer,
-    real_layout_sizes,
     save_tokenizer,
     write_json,
 )
@@ -37,6 +37,29 @@ from pave.tokens import VisualTokens
 # The system message LLaVA-OneVision was trained with (its conversation template).
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 LORA_TARGET_MODULES = lora_targets("language_model")
+
+#: Qwen2's special tokens as the LLaVA-OneVision checkpoints number them (after 151,643 ordinary
+#: tokens).
+QWEN2_TOKENS = TokenizerSpec(
+    special=("<|endoftext|>", "<|im_start|>", "<|im_end|>", IMAGE_TOKEN, VIDEO_TOKEN),
+    real_ids={"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, IMAGE_TOKEN: 151646, VIDEO_TOKEN: 151647},
+    eos="<|im_end|>",
+    pad="<|endoftext|>",
+)
+
+# The Qwen2-based checkpoints' tokenizers keep Qwen2's text-only template, which cannot render
+# content parts.
+TEXT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# A real-layout model: the real checkpoints' SigLIP input (384 px, 14-px patches: 27 x 27).
+REAL_INPUT = {"image_size": 384, "patch_size": 14}
 
 # The multimodal template the LLaVA-OneVision checkpoints keep beside their processor
 # (chat_template.json): content parts only; images, then videos, then text.
@@ -187,14 +210,14 @@ class LlavaOnevision(BaseFamily):
         """
         from transformers import LlavaOnevisionForConditionalGeneration
 
-        sizes = sizes or (real_layout_sizes() if real_layout else TinySizes())
-        tokenizer = build_tokenizer(sizes.vocab_size, real_ids=real_layout)
+        sizes = sizes or (TinySizes(**REAL_INPUT) if real_layout else TinySizes())
+        tokenizer = build_tokenizer(QWEN2_TOKENS, sizes.vocab_size, real_ids=real_layout, chat_template=TEXT_CHAT_TEMPLATE)
         torch.manual_seed(seed)
         model = LlavaOnevisionForConditionalGeneration(tiny_config(tokenizer, sizes, real_values=real_layout))
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(path)
-        save_tokenizer(path, tokenizer)
+        save_tokenizer(path, tokenizer, "Qwen2Tokenizer", TEXT_CHAT_TEMPLATE)
         _save_processor_files(path, sizes, template_file)
         return path
 

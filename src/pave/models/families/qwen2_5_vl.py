@@ -309,9 +309,7 @@ class Qwen25VL(BaseFamily):
         from transformers import AutoConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
         sizes = sizes or TinySizes()
-        tokenizer = build_tokenizer(
-            sizes.vocab_size, real_ids=real_layout, spec=QWEN25_VL_TOKENS, chat_template=CHAT_TEMPLATE
-        )
+        tokenizer = build_tokenizer(QWEN25_VL_TOKENS, sizes.vocab_size, real_ids=real_layout, chat_template=CHAT_TEMPLATE)
         real = AutoConfig.for_model(**bundled_config("qwen2.5-vl-7b.json")) if real_layout else None
         # Qwen's 16:24:24 split of the rotary frequencies among time, rows and columns, scaled.
         mrope = _mrope_section(sizes.text_hidden // sizes.text_heads)

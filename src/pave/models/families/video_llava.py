@@ -154,7 +154,7 @@ class VideoLlava(BaseFamily):
 
         # Unpooled, so 8-px patches give the 4 x 4 grid the tiny LLaVA-OneVision pools 8 x 8 to.
         sizes = sizes or (TinySizes(image_size=224, patch_size=14) if real_layout else TinySizes(patch_size=8))
-        tokenizer = build_tokenizer(sizes.vocab_size, real_ids=real_layout, spec=LLAMA_TOKENS, chat_template=None)
+        tokenizer = build_tokenizer(LLAMA_TOKENS, sizes.vocab_size, real_ids=real_layout)
         real = bundled_config("video-llava-7b.json") if real_layout else {}
         vision = sizes.vision_widths()
         text = sizes.text_widths() | dict(
