@@ -265,7 +265,7 @@ class Answerer:
     def _generate(
         self, inputs: Inputs, question: str, max_new_tokens: int, **generate_kwargs
     ) -> torch.Tensor:
-        frames = inputs.visual.tokens.shape[1] * self.processor.layout.frame_stride  # key frames
+        frames = self.processor.layout.key_frames(inputs.visual.tokens.shape[1])
         batch = self.processor([question], num_frames=frames, padding_side="left")
         return self.model.generate(
             batch["input_ids"].to(self.device),
@@ -332,8 +332,7 @@ class Answerer:
         return viz.save_heatmap(
             path,
             window,
-            # The first key frame of the grid frame (bases that merge frames, e.g. Qwen2.5-VL).
-            key_image=inputs.frames.frames[key_frame * self.processor.layout.frame_stride],
+            key_image=inputs.frames.frames[self.processor.layout.key_frames(key_frame)],
             matrix=matrix,
             size=size,
             title=title,

@@ -67,6 +67,11 @@ class TokenLayout:
             raise ValueError(f"this base merges {self.frame_stride} key frames into one; {frames} is not a multiple")
         return frames // self.frame_stride
 
+    def key_frames(self, grid_frames: int) -> int:
+        """Key frames behind ``grid_frames`` frames of an unpooled grid (cached visual tokens);
+        ``key_frames(t)`` is also the first key frame of grid frame ``t``."""
+        return grid_frames * self.frame_stride
+
     def grid_tokens(self, frames: int) -> int:
         """T' * h' * w' for a video of ``frames`` key frames."""
         return self.grid_frames(frames) * self.grid[0] * self.grid[1]

@@ -33,8 +33,7 @@ class QACollator:
         text = {"padding_side": "right" if self.train else "left", "histories": [it.get("history", ()) for it in items]}
         if "visual" in items[0]:
             visual: list[VisualTokens] = [it["visual"] for it in items]
-            # Key frames, as the processor counts them: token frames x key frames per token frame.
-            frames = visual[0].tokens.shape[1] * self.processor.layout.frame_stride
+            frames = self.processor.layout.key_frames(visual[0].tokens.shape[1])
             batch = self.processor(questions, answers, num_frames=frames, **text)
             batch["visual"] = VisualTokens.cat(visual)
         else:

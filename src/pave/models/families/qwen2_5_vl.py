@@ -24,7 +24,6 @@ models do: 4 x 4 tokens, so the quickstart costs what it does on the other famil
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
@@ -217,30 +216,11 @@ class Qwen25VL(BaseFamily):
         )
 
     def preprocessor(self, location: str | None, config):
-        """Frames to :func:`frame_size` square (448 px at 14-px patches), with the mean, std and
-        rescaling of the checkpoint at ``location``; its size facts (min/max pixels) are not used.
-        Qwen's own processor picks each video's size from its aspect ratio and min/max pixels;
-        one size for all lets the frames of a batch stack and fixes the token count the
-        processor expands."""
-        from transformers.utils import cached_file
-
-        from pave.models.preprocess import PREPROCESSOR_FILES
-
-        default = self.default_preprocessor(config)
-        for name in PREPROCESSOR_FILES if location is not None else ():
-            try:
-                found = cached_file(location, name, _raise_exceptions_for_missing_entries=False)
-            except OSError:  # a model id that is not cached, offline
-                break
-            if found is not None:
-                facts = json.loads(Path(found).read_text())
-                return dataclasses.replace(
-                    default,
-                    mean=tuple(facts.get("image_mean", default.mean)),
-                    std=tuple(facts.get("image_std", default.std)),
-                    rescale_factor=float(facts.get("rescale_factor", default.rescale_factor)),
-                )
-        return default
+        """The checkpoint's normalisation at :func:`frame_size` square (448 px at 14-px patches);
+        its size facts (min/max pixels) are not used. Qwen's own processor picks each video's
+        size from its aspect ratio and min/max pixels; one size for all lets the frames of a batch
+        stack and fixes the token count the processor expands."""
+        return dataclasses.replace(super().preprocessor(location, config), size=frame_size(config), crop=False)
 
     def default_preprocessor(self, config):
         """:func:`frame_size` square frames with CLIP's numbers, Qwen2.5-VL's."""
