@@ -7,13 +7,20 @@ evaluation runner place them; visual tokens also index along the batch dimension
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 
-def _to(tensor: torch.Tensor | None, device, dtype=None, non_blocking: bool = False) -> torch.Tensor | None:
-    return None if tensor is None else tensor.to(device, dtype, non_blocking=non_blocking)
+def _moved(value, device, dtype, non_blocking: bool, cast: tuple[str, ...]):
+    """A copy of the dataclass ``value`` with every tensor on ``device``, and the fields in
+    ``cast`` also in ``dtype`` (masks and timestamps keep theirs)."""
+    moved = {}
+    for f in fields(value):
+        tensor = getattr(value, f.name)
+        wanted = dtype if f.name in cast else None
+        moved[f.name] = None if tensor is None else tensor.to(device, wanted, non_blocking=non_blocking)
+    return type(value)(**moved)
 
 
 @dataclass
@@ -36,12 +43,7 @@ class VisualTokens:
 
     def to(self, device=None, dtype=None, non_blocking: bool = False) -> VisualTokens:
         """On ``device``; ``dtype`` casts the tokens and features (timestamps stay float32)."""
-        return VisualTokens(
-            _to(self.tokens, device, dtype, non_blocking),
-            _to(self.query_features, device, dtype, non_blocking),
-            _to(self.frame_times, device, non_blocking=non_blocking),
-            _to(self.frame_extra, device, dtype, non_blocking),
-        )
+        return _moved(self, device, dtype, non_blocking, cast=("tokens", "query_features", "frame_extra"))
 
     def __getitem__(self, index) -> VisualTokens:
         """Select samples (a slice or an index tensor) along the batch dimension."""
@@ -49,7 +51,7 @@ class VisualTokens:
 
     def tensors(self) -> tuple[torch.Tensor | None, ...]:
         """The fields in order (None where unset)."""
-        return (self.tokens, self.query_features, self.frame_times, self.frame_extra)
+        return tuple(getattr(self, f.name) for f in fields(self))
 
     @classmethod
     def cat(cls, batches: list[VisualTokens]) -> VisualTokens:
@@ -75,8 +77,4 @@ class SideInputs:
 
     def to(self, device=None, dtype=None, non_blocking: bool = False) -> SideInputs:
         """On ``device``; ``dtype`` casts the tokens (mask and timestamps keep theirs)."""
-        return SideInputs(
-            _to(self.tokens, device, dtype, non_blocking),
-            _to(self.mask, device, non_blocking=non_blocking),
-            _to(self.timestamps, device, non_blocking=non_blocking),
-        )
+        return _moved(self, device, dtype, non_blocking, cast=("tokens",))

@@ -79,8 +79,8 @@ class PatchedModel(nn.Module):
         from transformers import AutoConfig
 
         location = model_location(model_id_or_path)
-        family = family_of(AutoConfig.from_pretrained(location))
-        base = family.load(location, dtype=resolve_dtype(dtype), **kwargs)
+        config = AutoConfig.from_pretrained(location)  # read once: it names the family and builds the model
+        base = family_of(config).load(location, config=config, dtype=resolve_dtype(dtype), **kwargs)
         return cls(base, base_name=str(model_id_or_path)).eval()
 
     @property
