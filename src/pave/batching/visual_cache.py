@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from pave.tokens import VisualTokens
 
 logger = logging.getLogger(__name__)
 # The file's tensor names: VisualTokens' fields, in order.
-_FIELDS = ("tokens", "query_features", "frame_times", "frame_extra")
+_FIELDS = tuple(f.name for f in dataclasses.fields(VisualTokens))
 
 
 class VisualTokenCache:
