@@ -113,6 +113,23 @@ def test_a_saved_patch_loads_back_to_the_same_logits_and_peft_reads_its_adapter(
     assert lora_keys and all("language_model.layers" in k for k in lora_keys)
 
 
+def test_a_dialogue_supervises_every_answer_in_the_context_generation_sees(processor):
+    history = [("Who came?", "A man."), ("Did he sit?", "No.")]
+    batch = processor(["And then?"], ["He left."], num_frames=FRAMES, histories=[history])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    tokenizer = processor.tokenizer
+    answers = [a for _, a in history] + ["He left."]
+    expected = [t for a in answers for t in [*tokenizer(a, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]]
+    assert [t for t in labels if t != -100] == expected
+    # Each answer follows exactly the prompt generation gives after the same history.
+    questions = [q for q, _ in history] + ["And then?"]
+    for turn, question in enumerate(questions):
+        prompt = processor.prompt_ids(question, FRAMES, history=history[:turn])
+        assert ids[: len(prompt)] == prompt
+        assert labels[len(prompt) - 1] == -100 and labels[len(prompt)] == ids[len(prompt)] != -100
+        assert prompt.count(processor.config.video_token_id) == processor.layout.num_tokens(FRAMES)
+
+
 def test_stacked_patches_add_their_deltas(model, processor):
     model.add_patch("audio", model.patch_config(side_dim=12, side_channel="audio"), trainable=False)
     model.add_patch("dense", model.patch_config(side_dim=8, side_channel="video", side_grid=(2, 2)))

@@ -96,19 +96,22 @@ class VideoChatProcessor:
 
         ``turns``: (question, answer) pairs, oldest first, the video with the first question; a
         last answer of ``None`` ends the ids at the assistant's turn (generation). Labels are the
-        answer tokens and each answer's end-of-turn token, ``IGNORE_INDEX`` elsewhere. Each turn's
-        context is what the template adds between one answer and the next, so training sees every
-        turn exactly as generation renders it after the same history.
+        answer tokens and each answer's end-of-turn token, ``IGNORE_INDEX`` elsewhere.
+
+        The template gives each turn's context: the text it adds between one answer and the next
+        question's assistant turn. Every answer is followed by the end-of-turn token, also where
+        the template leaves it out of earlier turns (Vicuna's, which renders "ASSISTANT: answer
+        USER: ..."): generation stops at that token, so the history shows answers as they were
+        generated. Prompts with a history are built here too, so training sees every turn exactly
+        as generation does after the same history.
         """
         ids: list[int] = list(self.prefix_ids)
         labels: list[int] = []
-        rendered = ""  # the conversation so far, up to and including the last answer's end of turn
+        rendered = ""  # the template's conversation so far, up to the end of the last answer
+        prompt = self._render((), turns[0][0])  # ... and up to the current assistant turn
         videos = 0
-        for number, (question, answer) in enumerate(turns):
-            prompt = self._render(turns[:number], question)
-            if not prompt.startswith(rendered):
-                raise ValueError("the chat template renders earlier turns differently once a turn is added")
-            context = prompt[len(rendered):]
+        for number, (_, answer) in enumerate(turns):
+            context = prompt[len(rendered) :]
             videos += context.count(self.video_token)
             for i, piece in enumerate(context.split(self.video_token)):
                 if i:
@@ -119,10 +122,27 @@ class VideoChatProcessor:
                 break
             answered = self.answer_ids(answer)
             ids, labels = ids + answered, labels + answered
-            rendered = prompt + answer + self.tokenizer.eos_token
+            if number + 1 < len(turns):
+                following = self._render(turns[: number + 1], turns[number + 1][0])
+                rendered, prompt = self._answer_end(prompt, answer, following), following
         if videos != 1:
             raise ValueError(f"the chat template must render exactly one {self.video_token} placeholder")
         return ids, labels
+
+    def _answer_end(self, prompt: str, answer: str, following: str) -> str:
+        """``following`` (the template's text once ``answer`` is history) up to the end of that answer
+        and its end-of-turn token, if the template writes one; whitespace may come before it."""
+        if not following.startswith(prompt):
+            raise ValueError("the chat template renders earlier turns differently once a turn is added")
+        rest = following[len(prompt) :]
+        start = len(rest) - len(rest.lstrip())
+        if not rest.startswith(answer, start):
+            raise ValueError(
+                f"the chat template does not render the answer {answer!r} right after the assistant's turn"
+            )
+        end = len(prompt) + start + len(answer)
+        eos = self.tokenizer.eos_token
+        return following[: end + len(eos)] if following.startswith(eos, end) else following[:end]
 
     def _render(self, history: Sequence[tuple[str, str | None]], question: str) -> str:
         """The template's text of ``history`` then ``question``, up to the assistant's turn."""
