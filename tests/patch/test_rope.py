@@ -44,6 +44,27 @@ def test_grids_share_coordinates():
     assert grid_positions(1, 3, 2, 6).tolist() == [[1.0, 1.0], [1.0, 3.0], [1.0, 5.0]]
 
 
+def test_rotation_turns_each_channel_pair_by_its_axis_angle():
+    torch.manual_seed(0)
+    head_dim, theta = 12, 100.0
+    sections = rope_sections(head_dim, "3d")  # (2, 2, 2) pairs on time, height, width
+    rope = RotaryEmbedding(head_dim, sections, theta)
+    positions = torch.randn(5, 3) * 4
+    x = torch.randn(5, head_dim)
+    half = head_dim // 2
+    expected = torch.empty_like(x)
+    pair = 0
+    for axis, count in enumerate(sections):
+        for j in range(count):
+            angle = positions[:, axis] * theta ** (-j / count)
+            a, b = x[:, pair], x[:, pair + half]
+            expected[:, pair] = a * angle.cos() - b * angle.sin()
+            expected[:, pair + half] = a * angle.sin() + b * angle.cos()
+            pair += 1
+    torch.testing.assert_close(rope(x, positions), expected)
+    torch.testing.assert_close(rope(x.bfloat16(), positions).float(), expected, rtol=0.02, atol=0.05)
+
+
 def test_rotation_gradient_is_the_inverse_rotation():
     torch.manual_seed(0)
     rope = RotaryEmbedding(8, rope_sections(8, "3d"))

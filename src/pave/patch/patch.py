@@ -83,7 +83,7 @@ class CrossAttentionLayer(nn.Module):
         k = self.attn.k_linear(memory).unflatten(-1, (heads, -1))  # (B, T_s, N_s, H, hd)
         v = k if self.value_from_key else self.attn.v_linear(memory).unflatten(-1, (heads, -1))
         if q_rot is not None:
-            # Angles (..., N, 1, hd / 2) broadcast over heads.
+            # Angles (..., N, 1, hd) broadcast over heads.
             q, k = rotate(q, *q_rot), rotate(k, *k_rot)
         out, weights = aligned_attention(
             q, k, v, window, dropout=self.dropout if self.training else 0.0, return_weights=return_weights
@@ -181,7 +181,7 @@ class PavePatch(nn.Module):
         if self.rope is not None:
             # The same positions in every layer: compute the rotation angles once.
             q_pos, k_pos = self._positions(start, end, memory.shape[1], (grid_h, grid_w), (side_h, side_w))
-            q_rot, k_rot = self.rope.angles(q_pos[..., None, :]), self.rope.angles(k_pos[..., None, :])
+            q_rot, k_rot = (tuple(t.to(dtype) for t in self.rope.angles(pos[..., None, :])) for pos in (q_pos, k_pos))
 
         recompute = cfg.recompute and self.training and torch.is_grad_enabled() and not return_attention
         h, weights = queries, []
