@@ -9,25 +9,32 @@ is not installed.
 For each of the paper's four side-channel shapes (``bench_patch.SHAPES``) at the 7B width, with
 the released architecture (2 layers of width 512, 4 heads, queries from 1152-d features, output
 MLP and zero-initialised LayerNorm, dropout off), it measures forward+backward (gradients for
-every parameter, none for the frozen inputs), fp32, of these variants:
+every parameter, none for the frozen inputs), in each of ``--dtypes`` (fp32 by default) on
+``--device`` (the CPU by default, or a CUDA GPU), of these variants:
 
 * ``release``: ``PAVEModuleV5`` as the released configs build it (linear input mapping, RoPE
   off), which loops over the samples of a batch;
 * ``ours-released``: :class:`pave.patch.PavePatch` with the released math (values from the key
   projection, RoPE off), loaded with the release's weights; its output is checked against the
-  release's (with a randomised output LayerNorm) before anything is timed;
+  release's (with a randomised output LayerNorm, fp32 on the CPU) before anything is timed;
 * ``ours-rope-off``: our default architecture (own value projection) without RoPE;
 * ``ours-default``: our default (RoPE on: temporal for audio, 3-axis otherwise);
 * ``ours-recompute``: the default with ``PatchConfig.recompute`` (activation checkpointing).
 
-Time (with freed memory kept for reuse, see ``REUSE_MEMORY``): the variants of a shape run alternated, one pass each per round, after one warm-up pass
-each, so a change in the machine's load hits all of them alike; a ratio is the median over rounds
-of the per-round ratio. Memory: the growth of the peak resident set during a second pass, in a fresh
-process per variant (see :func:`memory_case`). Batch scaling: ``ours-default`` forward
-and forward+backward at batch 1 and 8, alternated the same way. The load average is printed
-before and after, and the share of the cores the process got during the timed rounds.
+Time (on the CPU with freed memory kept for reuse, see ``REUSE_MEMORY``): the variants of a shape
+run alternated, one pass each per round, after one warm-up pass each, so a change in the
+machine's load hits all of them alike; a ratio is the median over rounds of the per-round ratio.
+FLOPs: one pass of each variant under ``FlopCounterMode``. Beside them, the rate of a plain
+matmul the size of the output MLP's widest product, which both modules do alike: a pass of
+``ours-released`` made only of such products, with everything else free, would take its FLOPs
+over that rate, the "time floor" the ratio to the release cannot go below. Memory: the peak
+growth during a second pass, in a fresh process per variant (see :func:`memory_case`). Batch
+scaling: ``ours-default`` forward and forward+backward at batch 1 and 8, alternated the same
+way. The load average is printed before and after, and the share of the cores the process got
+during the timed rounds.
 
-Usage: ``python benchmarks/bench_release.py --release PATH [--rounds 3] [--parts time memory scaling] [--json OUT]``.
+Usage: ``python benchmarks/bench_release.py --release PATH [--rounds 3] [--parts time memory scaling]
+[--device cpu|cuda] [--dtypes float32 bfloat16] [--json OUT]``.
 """
 
 from __future__ import annotations
@@ -51,12 +58,14 @@ from bench_patch import (
     QUERY_GRID,
     SHAPES,
     Shape,
+    _flop_counter,
     _reset_peak_rss,
     _status_kib,
     machine,
 )
 
 PARTS = ("time", "memory", "scaling")
+DTYPES = ("float32", "bfloat16", "float16")
 VARIANTS = ("release", "ours-released", "ours-rope-off", "ours-default", "ours-recompute")
 #: (numerator, denominator, goal): the ratios the benchmark reports, with the goal each should meet.
 TIME_RATIOS = (("ours-released", "release", 0.8), ("ours-default", "ours-rope-off", 1.05))
@@ -110,14 +119,28 @@ def build(variant: str, shape: Shape, output_dim: int, release_cls):
     return PavePatch(PatchConfig(side_dim=shape.side_dim, output_dim=output_dim, **settings))
 
 
-def make_inputs(shape: Shape, batch: int, output_dim: int) -> dict:
+def make_inputs(
+    shape: Shape, batch: int, output_dim: int, device: str = "cpu", dtype: str = "float32"
+) -> dict:
+    """The frozen inputs of one pass, and the gradient its output receives (``"grad"``)."""
     import torch
 
-    return {
-        "visual": torch.randn(batch, KEY_FRAMES, *QUERY_GRID, output_dim),
-        "query": torch.randn(batch, KEY_FRAMES, *QUERY_GRID, QUERY_DIM),
-        "side": torch.randn(batch, shape.side_frames, *shape.side_grid, shape.side_dim),
+    shapes = {
+        "visual": (batch, KEY_FRAMES, *QUERY_GRID, output_dim),
+        "query": (batch, KEY_FRAMES, *QUERY_GRID, QUERY_DIM),
+        "side": (batch, shape.side_frames, *shape.side_grid, shape.side_dim),
+        "grad": (batch, KEY_FRAMES * QUERY_GRID[0] * QUERY_GRID[1], output_dim),
     }
+    # Drawn in fp32 on the CPU, so every device and dtype sees the same numbers.
+    return {name: torch.randn(size).to(device, getattr(torch, dtype)) for name, size in shapes.items()}
+
+
+def synchronize(device: str) -> None:
+    """Wait for the device's queued kernels, so wall time covers them."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def forward(variant: str, module, inputs: dict):
@@ -147,93 +170,149 @@ def check_equal(shape: Shape, output_dim: int, release_cls) -> float:
     return float(((mine - theirs).abs().max() / theirs.abs().max()).item())
 
 
-def one_pass(variant: str, module, inputs: dict, grad, backward: bool) -> None:
+def one_pass(variant: str, module, inputs: dict, backward: bool) -> None:
     import torch
 
     if not backward:
         with torch.inference_mode():
             forward(variant, module, inputs)
         return
-    forward(variant, module, inputs).backward(grad)
+    forward(variant, module, inputs).backward(inputs["grad"])
     module.zero_grad(set_to_none=True)
 
 
-def alternated(cases: list[tuple[str, object, dict, object, bool]], rounds: int) -> dict[str, dict]:
-    """Warm up every case, then time ``rounds`` rounds of one pass of each case in turn."""
-    for variant, module, inputs, grad, backward in cases:
-        one_pass(variant, module, inputs, grad, backward)
+def count_flops(variant: str, module, inputs: dict) -> float:
+    """FLOPs of one forward+backward pass (2 per multiply-add)."""
+    with _flop_counter() as counter:
+        one_pass(variant, module, inputs, True)
+    return float(counter.get_total_flops())
+
+
+def matmul_rate(rows: int, inner: int, cols: int, device: str, dtype: str, repeats: int = 5) -> float:
+    """GFLOP/s of a plain (rows, inner) x (inner, cols) product: the output MLP's widest matmul, which
+    both modules do alike, as the rate a pass made of nothing but such products would reach."""
+    import torch
+
+    a = torch.randn(rows, inner).to(device, getattr(torch, dtype))
+    b = torch.randn(inner, cols).to(device, getattr(torch, dtype))
+    times = []
+    for i in range(repeats + 1):
+        synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        if i:  # the first is a warm-up
+            times.append(time.perf_counter() - start)
+    return 2 * rows * inner * cols / statistics.median(times) / 1e9
+
+
+def alternated(cases: list[tuple[str, object, dict, bool]], rounds: int, device: str) -> dict[str, dict]:
+    """Warm up every case, then time ``rounds`` rounds of one pass of each case in turn.
+
+    A case is (name, module, inputs, backward); a name other than ``release`` runs as ours.
+    """
+    for name, module, inputs, backward in cases:
+        one_pass(name, module, inputs, backward)
     times: dict[str, list[float]] = {case[0]: [] for case in cases}
-    busy: list[float] = []
+    busy: dict[str, list[float]] = {case[0]: [] for case in cases}
     for _ in range(rounds):
-        for variant, module, inputs, grad, backward in cases:
+        for name, module, inputs, backward in cases:
+            synchronize(device)
             start, cpu = time.perf_counter(), time.process_time()
-            one_pass(variant, module, inputs, grad, backward)
-            times[variant].append(time.perf_counter() - start)
-            busy.append((time.process_time() - cpu) / times[variant][-1])
+            one_pass(name, module, inputs, backward)
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+            busy[name].append((time.process_time() - cpu) / times[name][-1])
     return {
-        name: {"times_s": t, "median_s": statistics.median(t), "cores_busy": statistics.median(busy)}
+        name: {
+            "times_s": t,
+            "median_s": statistics.median(t),
+            # Host threads kept busy: the share of the cores a CPU run got; meaningless on a GPU.
+            "cores_busy": statistics.median(busy[name]) if device == "cpu" else None,
+        }
         for name, t in times.items()
     }
 
 
-def time_shape(spec: dict) -> dict:
-    """Worker: the alternated fwd+bwd rounds of every variant of one shape."""
+def _setup(spec: dict):
+    """Threads, the release's class (when a variant needs it) and the shape of a worker's spec."""
     import torch
 
     torch.set_num_threads(spec["threads"])
-    release_cls = load_release(Path(spec["release"]))
-    shape = _shape(spec["shape"])
+    needs_release = "release" in spec.get("variants", [spec.get("variant")])
+    release_cls = load_release(Path(spec["release"])) if needs_release else None
     torch.manual_seed(0)
-    inputs = make_inputs(shape, spec["batch"], spec["output_dim"])
-    grad = torch.randn(spec["batch"], KEY_FRAMES * QUERY_GRID[0] * QUERY_GRID[1], spec["output_dim"])
-    cases = [
-        (v, build(v, shape, spec["output_dim"], release_cls).train(), inputs, grad, True) for v in spec["variants"]
-    ]
-    return alternated(cases, spec["rounds"])
+    return release_cls, _shape(spec["shape"])
+
+
+def _module(variant: str, shape: Shape, spec: dict, release_cls):
+    import torch
+
+    module = build(variant, shape, spec["output_dim"], release_cls)
+    return module.to(spec["device"], getattr(torch, spec["dtype"])).train()
+
+
+def _inputs(shape: Shape, batch: int, spec: dict) -> dict:
+    return make_inputs(shape, batch, spec["output_dim"], spec["device"], spec["dtype"])
+
+
+def time_shape(spec: dict) -> dict:
+    """Worker: FLOPs, then the alternated fwd+bwd rounds of every variant of one shape, then the
+    rate of the widest matmul on the same device."""
+    from pave.patch import PatchConfig
+
+    release_cls, shape = _setup(spec)
+    inputs = _inputs(shape, spec["batch"], spec)
+    cases = [(v, _module(v, shape, spec, release_cls), inputs, True) for v in spec["variants"]]
+    flops = {name: count_flops(name, module, inputs) for name, module, _, _ in cases}
+    result = alternated(cases, spec["rounds"], spec["device"])
+    for name, row in result.items():
+        row["gflop"] = flops[name] / 1e9
+    rows = inputs["grad"].shape[0] * inputs["grad"].shape[1]
+    mm = matmul_rate(rows, PatchConfig.output_mlp_dim, spec["output_dim"], spec["device"], spec["dtype"])
+    return {"variants": result, "matmul_gflops": mm}
 
 
 def scale_shape(spec: dict) -> dict:
     """Worker: ``ours-default`` forward and forward+backward at batch 1 and 8, alternated."""
-    import torch
-
-    torch.set_num_threads(spec["threads"])
-    shape = _shape(spec["shape"])
-    torch.manual_seed(0)
-    module = build("ours-default", shape, spec["output_dim"], None).train()
+    _, shape = _setup(spec)
+    module = _module("ours-default", shape, spec, None)
     cases = []
     for batch in (1, 8):
-        inputs = make_inputs(shape, batch, spec["output_dim"])
-        grad = torch.randn(batch, KEY_FRAMES * QUERY_GRID[0] * QUERY_GRID[1], spec["output_dim"])
-        cases += [
-            (f"B={batch} fwd", module, inputs, None, False),
-            (f"B={batch} fwd+bwd", module, inputs, grad, True),
-        ]
-    return alternated(cases, spec["rounds"])
+        inputs = _inputs(shape, batch, spec)
+        cases += [(f"B={batch} fwd", module, inputs, False), (f"B={batch} fwd+bwd", module, inputs, True)]
+    return alternated(cases, spec["rounds"], spec["device"])
 
 
 def memory_case(spec: dict) -> dict:
-    """Worker: peak resident growth (MiB) of one forward+backward of one variant.
+    """Worker: peak memory growth (MiB) of one forward+backward of one variant.
 
-    A first pass loads the kernels' code and sets up the thread pool; freed heap memory is then
-    handed back to the system, so the second pass's growth is its own working set: activations,
-    tensors saved for backward, gradients, workspaces.
+    On the CPU, the growth of the peak resident set: a first pass loads the kernels' code and sets
+    up the thread pool; freed heap memory is then handed back to the system, so the second pass's
+    growth is its own working set (activations, tensors saved for backward, gradients, workspaces).
+    On a GPU, the peak of the caching allocator's allocated bytes above what the second pass starts
+    with.
     """
     import ctypes
 
     import torch
 
-    torch.set_num_threads(spec["threads"])
-    release_cls = load_release(Path(spec["release"])) if spec["variant"] == "release" else None
-    shape = _shape(spec["shape"])
-    torch.manual_seed(0)
-    module = build(spec["variant"], shape, spec["output_dim"], release_cls).train()
-    inputs = make_inputs(shape, spec["batch"], spec["output_dim"])
-    grad = torch.randn(spec["batch"], KEY_FRAMES * QUERY_GRID[0] * QUERY_GRID[1], spec["output_dim"])
-    one_pass(spec["variant"], module, inputs, grad, True)
+    release_cls, shape = _setup(spec)
+    variant, device = spec["variant"], spec["device"]
+    module = _module(variant, shape, spec, release_cls)
+    inputs = _inputs(shape, spec["batch"], spec)
+    one_pass(variant, module, inputs, True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        one_pass(variant, module, inputs, True)
+        torch.cuda.synchronize()
+        return {"peak_growth_mib": (torch.cuda.max_memory_allocated() - base) / 2**20}
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     _reset_peak_rss()
     base = _status_kib("VmRSS")
-    one_pass(spec["variant"], module, inputs, grad, True)
+    one_pass(variant, module, inputs, True)
     return {"peak_growth_mib": (_status_kib("VmHWM") - base) / 1024}
 
 
@@ -279,8 +358,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
     parser.add_argument("--batch", type=int, default=4, help="batch of the side-by-side runs (default: 4)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after the warm-up (default: 3)")
-    parser.add_argument("--output-dim", type=int, default=3584, help="LLM width: 3584 for 7B (default), 896 for 0.5B")
+    parser.add_argument(
+        "--output-dim", type=int, default=3584, help="LLM width: 3584 for 7B (default), 896 for 0.5B"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: nproc)")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)"
+    )
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=DTYPES,
+        default=["float32"],
+        help="parameter and input dtypes, each measured in turn (default: float32)",
+    )
     parser.add_argument(
         "--parts",
         nargs="+",
@@ -308,62 +399,112 @@ def main(argv: list[str] | None = None) -> None:
         kind, spec = args.worker
         print(json.dumps(WORKERS[kind](json.loads(spec))))
         return
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
     release = str(args.release.resolve())
     release_cls = load_release(args.release)
     info = machine()
+    if args.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
     print(
-        f"nproc {info['nproc']}, {info['cpu']}, torch {info['torch']}, {args.threads} threads, fp32, "
-        f"output_dim {args.output_dim}, batch {args.batch}, load average {info['loadavg']:.2f}",
+        f"nproc {info['nproc']}, {info.get('gpu', info['cpu'])}, torch {info['torch']}, {args.threads} threads, "
+        f"{' and '.join(args.dtypes)}, output_dim {args.output_dim}, batch {args.batch}, "
+        f"load average {info['loadavg']:.2f}",
         file=sys.stderr,
     )
-    common = {"output_dim": args.output_dim, "threads": args.threads, "release": release}
-    results = {}
+    common = {
+        "output_dim": args.output_dim,
+        "threads": args.threads,
+        "release": release,
+        "device": args.device,
+    }
+    reuse = not args.system_malloc
+    results: dict[str, dict] = {dtype: {} for dtype in args.dtypes}
     for name in args.shapes:
         shape = SHAPES[name]
-        spec = {**common, "shape": asdict(shape), "batch": args.batch}
-        row = {"max_rel_diff": check_equal(shape, args.output_dim, release_cls)}
-        if row["max_rel_diff"] > 1e-5:
-            raise SystemExit(f"{name}: ours-released differs from the release by {row['max_rel_diff']:.1e}")
-        reuse = not args.system_malloc
-        if "time" in args.parts:
-            row["time"] = spawn("time", {**spec, "variants": VARIANTS, "rounds": args.rounds}, reuse)
-        if "memory" in args.parts:
-            row["memory"] = {v: spawn("memory", {**spec, "variant": v})["peak_growth_mib"] for v in VARIANTS}
-        if "scaling" in args.parts:
-            row["scaling"] = spawn("scale", {**spec, "rounds": args.rounds}, reuse)
-        results[name] = row
-        print(f"  {name:<12} max rel diff {row['max_rel_diff']:.1e}  measured {', '.join(args.parts)}", file=sys.stderr)
+        # The math is compared once, in fp32 on the CPU, where equal means equal to rounding.
+        max_rel_diff = check_equal(shape, args.output_dim, release_cls)
+        if max_rel_diff > 1e-5:
+            raise SystemExit(f"{name}: ours-released differs from the release by {max_rel_diff:.1e}")
+        for dtype in args.dtypes:
+            spec = {**common, "shape": asdict(shape), "batch": args.batch, "dtype": dtype}
+            row = {"max_rel_diff": max_rel_diff}
+            if "time" in args.parts:
+                row["time"] = spawn("time", {**spec, "variants": VARIANTS, "rounds": args.rounds}, reuse)
+            if "memory" in args.parts:
+                row["memory"] = {
+                    v: spawn("memory", {**spec, "variant": v})["peak_growth_mib"] for v in VARIANTS
+                }
+            if "scaling" in args.parts:
+                row["scaling"] = spawn("scale", {**spec, "rounds": args.rounds}, reuse)
+            results[dtype][name] = row
+            print(
+                f"  {name:<12} {dtype:<9} max rel diff {max_rel_diff:.1e}  measured {', '.join(args.parts)}",
+                file=sys.stderr,
+            )
     info["loadavg_end"] = os.getloadavg()[0]
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "args": {**vars(args), "release": release}, "shapes": results}, f, indent=2)
-    print(report(results, args, info))
+            json.dump(
+                {"machine": info, "args": {**vars(args), "release": release}, "dtypes": results}, f, indent=2
+            )
+    print("\n\n".join(report(rows, dtype, args, info) for dtype, rows in results.items()))
 
 
-def report(results: dict, args: argparse.Namespace, info: dict) -> str:
-    """Markdown tables: times, memory, ratios against their goals, batch scaling."""
+def report(results: dict, dtype: str, args: argparse.Namespace, info: dict) -> str:
+    """Markdown tables for one dtype: times, FLOPs and rates, memory, ratios against their goals,
+    batch scaling."""
+    on_cpu = args.device == "cpu"
     lines = [
-        f"Load average {info['loadavg']:.2f} before, {info['loadavg_end']:.2f} after; "
-        f"batch {args.batch}, {args.rounds} alternated rounds, output width {args.output_dim}, "
-        f"timed with {'glibc defaults' if args.system_malloc else 'freed memory kept for reuse'}.",
+        f"**{dtype} on {info.get('gpu', 'the CPU')}.** Load average {info['loadavg']:.2f} before, "
+        f"{info['loadavg_end']:.2f} after; batch {args.batch}, {args.rounds} alternated rounds, output width "
+        f"{args.output_dim}"
+        + (
+            f", timed with {'glibc defaults' if args.system_malloc else 'freed memory kept for reuse'}."
+            if on_cpu
+            else "."
+        ),
     ]
     timed = {name: row for name, row in results.items() if "time" in row}
     measured = {name: row for name, row in results.items() if "memory" in row}
     if timed:
         lines += [
             "",
-            "| shape | max rel diff | " + " | ".join(f"{v} s" for v in VARIANTS) + " | cores busy |",
-            "|---|--:|" + "--:|" * len(VARIANTS) + "--:|",
+            "| shape | max rel diff | "
+            + " | ".join(f"{v} s" for v in VARIANTS)
+            + (" | cores busy |" if on_cpu else " |"),
+            "|---|--:|" + "--:|" * (len(VARIANTS) + on_cpu),
         ]
         for name, row in timed.items():
-            t = row["time"]
+            t = row["time"]["variants"]
+            busy = statistics.median(t[v]["cores_busy"] for v in VARIANTS) if on_cpu else None
             lines.append(
                 f"| {name} | {row['max_rel_diff']:.1e} | "
                 + " | ".join(f"{t[v]['median_s']:.2f}" for v in VARIANTS)
-                + f" | {t[VARIANTS[0]]['cores_busy']:.1f} |"
+                + (f" | {busy:.1f} |" if on_cpu else " |")
+            )
+        lines += [
+            "",
+            "| shape | release GFLOP | ours-released GFLOP | FLOPs ours-released / release | release GFLOP/s | "
+            "ours-released GFLOP/s | widest matmul GFLOP/s | time floor ours-released / release |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for name, row in timed.items():
+            t = row["time"]["variants"]
+            rel, ours, mm = t["release"], t["ours-released"], row["time"]["matmul_gflops"]
+            lines.append(
+                f"| {name} | {rel['gflop']:,.0f} | {ours['gflop']:,.0f} | {ours['gflop'] / rel['gflop']:.3f} | "
+                f"{rel['gflop'] / rel['median_s']:,.0f} | {ours['gflop'] / ours['median_s']:,.0f} | "
+                f"{mm:,.0f} | {ours['gflop'] / mm / rel['median_s']:.2f} |"
             )
     if measured:
-        lines += ["", "| shape | " + " | ".join(f"{v} MiB" for v in VARIANTS) + " |", "|---|" + "--:|" * len(VARIANTS)]
+        lines += [
+            "",
+            "| shape | " + " | ".join(f"{v} MiB" for v in VARIANTS) + " |",
+            "|---|" + "--:|" * len(VARIANTS),
+        ]
         for name, row in measured.items():
             lines.append(f"| {name} | " + " | ".join(f"{row['memory'][v]:,.0f}" for v in VARIANTS) + " |")
     both = {name: row for name, row in timed.items() if name in measured}
@@ -373,7 +514,7 @@ def report(results: dict, args: argparse.Namespace, info: dict) -> str:
         header += ["time ours-recompute / ours-default"]
         lines += ["", "| shape | " + " | ".join(header) + " |", "|---|" + "--:|" * len(header)]
         for name, row in both.items():
-            t, m = row["time"], row["memory"]
+            t, m = row["time"]["variants"], row["memory"]
             cells = [ratio(t[a]["times_s"], t[b]["times_s"]) for a, b, _ in TIME_RATIOS]
             cells += [m[a] / m[b] for a, b, _ in MEMORY_RATIOS]
             cells.append(ratio(t["ours-recompute"]["times_s"], t["ours-default"]["times_s"]))
