@@ -101,10 +101,13 @@ class VideoChatProcessor:
         The template gives each turn's context: the text it adds between one answer and the next
         question's assistant turn. Every answer is followed by the end-of-turn token, also where
         the template leaves it out of earlier turns (Vicuna's, which renders "ASSISTANT: answer
-        USER: ..."): generation stops at that token, so the history shows answers as they were
-        generated. Prompts with a history are built here too, so training sees every turn exactly
+        USER: ..."; the token then takes the place of the space between turns, as in Vicuna v1's
+        training format): generation stops at that token, so the history shows answers as they
+        were generated. Prompts with a history are built here too, so training sees every turn exactly
         as generation does after the same history.
         """
+        if not turns:
+            raise ValueError("a conversation needs at least one turn")
         ids: list[int] = list(self.prefix_ids)
         labels: list[int] = []
         rendered = ""  # the template's conversation so far, up to the end of the last answer
@@ -130,19 +133,30 @@ class VideoChatProcessor:
         return ids, labels
 
     def _answer_end(self, prompt: str, answer: str, following: str) -> str:
-        """``following`` (the template's text once ``answer`` is history) up to the end of that answer
-        and its end-of-turn token, if the template writes one; whitespace may come before it."""
+        """``following`` (the template's text once ``answer`` is history) up to where the next turn's
+        context starts: past the answer and its end-of-turn token where the template writes it;
+        where it does not, past the whitespace that separates turns, which that token replaces
+        (Vicuna v1's ``answer</s>USER:``)."""
         if not following.startswith(prompt):
             raise ValueError("the chat template renders earlier turns differently once a turn is added")
         rest = following[len(prompt) :]
-        start = len(rest) - len(rest.lstrip())
+        start = 0 if rest.startswith(answer) else len(rest) - len(rest.lstrip())
         if not rest.startswith(answer, start):
             raise ValueError(
                 f"the chat template does not render the answer {answer!r} right after the assistant's turn"
             )
         end = len(prompt) + start + len(answer)
+        after = following[end:]
         eos = self.tokenizer.eos_token
-        return following[: end + len(eos)] if following.startswith(eos, end) else following[:end]
+        separator = len(after) - len(after.lstrip())
+        if after.startswith(eos, separator):
+            return following[: end + separator + len(eos)]
+        marker = next((t for t in self.tokenizer.all_special_tokens if after.startswith(t, separator)), None)
+        if marker is not None:
+            raise ValueError(
+                f"the chat template ends an answer with {marker!r}, not the tokenizer's end-of-turn token {eos!r}"
+            )
+        return following[: end + separator]
 
     def _render(self, history: Sequence[tuple[str, str | None]], question: str) -> str:
         """The template's text of ``history`` then ``question``, up to the assistant's turn."""
