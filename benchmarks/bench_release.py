@@ -27,7 +27,7 @@ machine's load hits all of them alike; a ratio is the median over rounds of the 
 FLOPs: one pass of each variant under ``FlopCounterMode``. Beside them, the rate of a plain
 matmul the size of the output MLP's widest product, which both modules do alike: a pass of
 ``ours-released`` made only of such products, with everything else free, would take its FLOPs
-over that rate, the "time floor" the ratio to the release cannot go below. Memory: the peak
+over that rate: the "time floor", an estimate of the lowest ratio to the release this math allows. Memory: the peak
 growth during a second pass, in a fresh process per variant (see :func:`memory_case`). Batch
 scaling: ``ours-default`` forward and forward+backward at batch 1 and 8, alternated the same
 way. The load average is printed before and after, and the share of the cores the process got
@@ -88,7 +88,11 @@ def load_release(repo: Path):
     package = types.ModuleType("pave_release")
     package.__path__ = [str(folder)]
     sys.modules["pave_release"] = package
-    return importlib.import_module("pave_release.info_aggregator").PAVEModuleV5
+    module = importlib.import_module("pave_release.info_aggregator")
+    # With flash_attn installed their training path switches to its varlen kernel, which needs fp16
+    # or bf16 and index tensors they build on the CPU: keep both modules on PyTorch's SDPA.
+    importlib.import_module("pave_release.blocks").flash_attn_varlen_func = None
+    return module.PAVEModuleV5
 
 
 def build(variant: str, shape: Shape, output_dim: int, release_cls):
