@@ -174,28 +174,38 @@ def run_case(spec: dict) -> dict:
         "median_s": statistics.median(times),
         "peak_growth_mib": (peak_kib - base_kib) / 1024,
         "cores_busy": statistics.median(busy),
-        "mm_gflops_per_s": mm_gflops(
-            batch * KEY_FRAMES * QUERY_GRID[0] * QUERY_GRID[1], spec["threads"], spec["dtype"]
-        ),
+        "mm_gflops_per_s": mm_gflops(batch * KEY_FRAMES * QUERY_GRID[0] * QUERY_GRID[1], spec["dtype"]),
     }
 
 
-def mm_gflops(rows: int, threads: int, dtype_name: str, repeats: int = 10) -> float:
-    """GFLOP/s of (rows, 512) x (512, 512) torch.mm: median of ``repeats`` timed runs."""
+def synchronize(device: str) -> None:
+    """Wait for the device's queued kernels, so wall time covers them."""
     import torch
 
-    torch.set_num_threads(threads)
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def mm_gflops(
+    rows: int, dtype_name: str, inner: int = 512, cols: int = 512, device: str = "cpu", repeats: int = 10
+) -> float:
+    """GFLOP/s of (rows, inner) x (inner, cols) torch.mm: median of ``repeats`` timed runs."""
+    import torch
+
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(rows, 512, dtype=dtype), torch.randn(512, 512, dtype=dtype)
-    out = torch.empty(rows, 512, dtype=dtype)
+    a = torch.randn(rows, inner).to(device, dtype)
+    b = torch.randn(inner, cols).to(device, dtype)
+    out = torch.empty(rows, cols, dtype=dtype, device=device)
     for _ in range(3):
         torch.mm(a, b, out=out)
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         torch.mm(a, b, out=out)
+        synchronize(device)
         times.append(time.perf_counter() - start)
-    return 2 * rows * 512 * 512 / statistics.median(times) / 1e9
+    return 2 * rows * inner * cols / statistics.median(times) / 1e9
 
 
 # ----------------------------------------------------------------------------- driver side

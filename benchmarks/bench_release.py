@@ -62,6 +62,8 @@ from bench_patch import (
     _reset_peak_rss,
     _status_kib,
     machine,
+    mm_gflops,
+    synchronize,
 )
 
 PARTS = ("time", "memory", "scaling")
@@ -139,14 +141,6 @@ def make_inputs(
     return {name: torch.randn(size).to(device, getattr(torch, dtype)) for name, size in shapes.items()}
 
 
-def synchronize(device: str) -> None:
-    """Wait for the device's queued kernels, so wall time covers them."""
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def forward(variant: str, module, inputs: dict):
     """(B, T * h * w, C_v) output of either module."""
     import torch
@@ -190,24 +184,6 @@ def count_flops(variant: str, module, inputs: dict) -> float:
     with _flop_counter() as counter:
         one_pass(variant, module, inputs, True)
     return float(counter.get_total_flops())
-
-
-def matmul_rate(rows: int, inner: int, cols: int, device: str, dtype: str, repeats: int = 5) -> float:
-    """GFLOP/s of a plain (rows, inner) x (inner, cols) product: the output MLP's widest matmul, which
-    both modules do alike, as the rate a pass made of nothing but such products would reach."""
-    import torch
-
-    a = torch.randn(rows, inner).to(device, getattr(torch, dtype))
-    b = torch.randn(inner, cols).to(device, getattr(torch, dtype))
-    times = []
-    for i in range(repeats + 1):
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        if i:  # the first is a warm-up
-            times.append(time.perf_counter() - start)
-    return 2 * rows * inner * cols / statistics.median(times) / 1e9
 
 
 def alternated(cases: list[tuple[str, object, dict, bool]], rounds: int, device: str) -> dict[str, dict]:
@@ -273,7 +249,11 @@ def time_shape(spec: dict) -> dict:
     for name, row in result.items():
         row["gflop"] = flops[name] / 1e9
     rows = inputs["grad"].shape[0] * inputs["grad"].shape[1]
-    mm = matmul_rate(rows, PatchConfig.output_mlp_dim, spec["output_dim"], spec["device"], spec["dtype"])
+    # The output MLP's widest product, which both modules do alike: the rate a pass made of
+    # nothing but such products would reach.
+    mm = mm_gflops(
+        rows, spec["dtype"], PatchConfig.output_mlp_dim, spec["output_dim"], spec["device"], repeats=5
+    )
     return {"variants": result, "matmul_gflops": mm}
 
 
